@@ -1,0 +1,94 @@
+//! `max-calls`: a policy plugin that answers `busy` when placing a call would
+//! exceed a limit on live calls, per caller or on the whole switch.
+//!
+//! Grants: `config`, `calls`.
+//!
+//! Settings (non-negative integers; `0` disables that limit):
+//! - `per_user` (default 2): how many live calls a user may be in (as caller
+//!   or party) when placing another one;
+//! - `total` (default 100): how many live calls the switch may carry.
+//!
+//! A call is live until its state is `ended`; the call being placed is not
+//! counted. Every hook other than `on-dial` allows. A malformed setting makes
+//! the hook trap, so the operator's `on_error` setting applies.
+
+use std::sync::OnceLock;
+
+wit_bindgen::generate!({ path: "../../wit", world: "policy" });
+
+use callswitch::plugin::types::{CallEvent, CallInfo, CallState, ConnectVerdict, DialVerdict, Identity, Verdict};
+use callswitch::plugin::{calls, config};
+
+/// The limits; fixed while the plugin is loaded.
+struct Limits {
+    per_user: usize,
+    total: usize,
+}
+
+impl Limits {
+    fn get() -> &'static Limits {
+        static LIMITS: OnceLock<Limits> = OnceLock::new();
+        LIMITS.get_or_init(|| Limits { per_user: setting("per_user", 2), total: setting("total", 100) })
+    }
+}
+
+/// Reads an integer setting, with `default` when it is not set.
+fn setting(key: &str, default: usize) -> usize {
+    config::get(key).map_or(default, |v| {
+        v.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("max-calls: `{key}` must be a non-negative integer, not {v:?}"))
+    })
+}
+
+/// How many of `calls` are live, leaving out the call `except`.
+fn live(calls: &[CallInfo], except: &str) -> usize {
+    calls.iter().filter(|c| c.state != CallState::Ended && c.id != except).count()
+}
+
+struct Plugin;
+
+impl Guest for Plugin {
+    fn on_connect(_client: Identity) -> ConnectVerdict {
+        ConnectVerdict::Admit(None)
+    }
+
+    fn on_dial(call: CallInfo, caller: Identity, _targets: Vec<Identity>) -> DialVerdict {
+        let limits = Limits::get();
+        if limits.per_user > 0 {
+            let mine = live(&calls::calls_of(&caller.id), &call.id);
+            if mine >= limits.per_user {
+                return DialVerdict::Busy(format!(
+                    "call limit reached: {} is already in {mine} calls (limit {} per user)",
+                    caller.name, limits.per_user
+                ));
+            }
+        }
+        if limits.total > 0 {
+            let all = live(&calls::list_calls(), &call.id);
+            if all >= limits.total {
+                return DialVerdict::Busy(format!(
+                    "call limit reached: the switch is carrying {all} calls (limit {} in total)",
+                    limits.total
+                ));
+            }
+        }
+        DialVerdict::Allow
+    }
+
+    fn on_answer(_call: CallInfo, _answerer: Identity) -> Verdict {
+        Verdict::Allow
+    }
+
+    fn on_transfer(_call: CallInfo, _from: Identity, _to: Identity) -> Verdict {
+        Verdict::Allow
+    }
+
+    fn on_message(_sender: Identity, _recipient: Identity, _body: String) -> Verdict {
+        Verdict::Allow
+    }
+
+    fn on_event(_call: CallInfo, _event: CallEvent) {}
+}
+
+export!(Plugin);
