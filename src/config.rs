@@ -1,1 +1,291 @@
-//! todo
+//! The TOML configuration: its types, defaults and validation. The embedded
+//! default is `examples/switch.toml`, so the documented file and what
+//! `serve` runs without `--config` cannot drift apart.
+//!
+//! Errors name the key and the line: values are validated while
+//! deserialising, so the TOML parser reports the position of the bad value.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
+use thiserror::Error;
+use uuid::Uuid;
+
+use crate::switch::{parse_token_hash, Directory, SwitchSettings, TokenDigestCfg, User};
+
+/// The embedded default configuration.
+pub const DEFAULT_CONFIG: &str = include_str!("../examples/switch.toml");
+
+/// A configuration that cannot be used.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config error: {0}")]
+    Parse(String),
+    #[error("config error at line {line}, key `{key}`: {message}")]
+    Invalid {
+        key: String,
+        line: usize,
+        message: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub calls: CallsConfig,
+    #[serde(default)]
+    pub records: RecordsConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
+    #[serde(default, rename = "user")]
+    pub users: Vec<UserConfig>,
+    /// Users and admin credentials, built and checked by `parse`.
+    #[serde(skip)]
+    pub directory: Directory,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub idle_timeout_ms: u64,
+    pub socket_buffer_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:4433".parse().expect("valid address"),
+            data_dir: PathBuf::from("./callswitch-data"),
+            idle_timeout_ms: 30_000,
+            socket_buffer_bytes: 4 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallsConfig {
+    pub ring_timeout_secs: u64,
+    pub max_participants: usize,
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        let s = SwitchSettings::default();
+        CallsConfig {
+            ring_timeout_secs: s.ring_timeout_ms / 1000,
+            max_participants: s.max_participants,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordsConfig {
+    pub fsync: bool,
+}
+
+impl Default for RecordsConfig {
+    fn default() -> Self {
+        RecordsConfig { fsync: true }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    pub token_hashes: Vec<TokenDigestCfg>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub id: Uuid,
+    pub name: toml::Spanned<String>,
+    #[serde(default)]
+    pub numbers: Vec<E164>,
+    pub token_hash: TokenDigestCfg,
+}
+
+/// An E.164 number: `+` then 2 to 15 digits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct E164(pub String);
+
+impl<'de> Deserialize<'de> for E164 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let digits = s.strip_prefix('+').unwrap_or("");
+        if (2..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(E164(s))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "`{s}` is not an E.164 number (+ then 2 to 15 digits)"
+            )))
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TokenDigestCfg {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_token_hash(&s)
+            .map(TokenDigestCfg)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl Config {
+    /// Parses and validates a configuration text.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let mut config: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        config.directory = config.build_directory(text)?;
+        if config.calls.max_participants < 2 {
+            return Err(invalid(
+                text,
+                "calls.max_participants",
+                None,
+                "must be at least 2",
+            ));
+        }
+        if config.calls.ring_timeout_secs == 0 {
+            return Err(invalid(
+                text,
+                "calls.ring_timeout_secs",
+                None,
+                "must be at least 1",
+            ));
+        }
+        if config.server.idle_timeout_ms < 1000 {
+            return Err(invalid(
+                text,
+                "server.idle_timeout_ms",
+                None,
+                "must be at least 1000",
+            ));
+        }
+        Ok(config)
+    }
+
+    /// Reads a file, or the embedded default when `path` is `None`.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        match path {
+            None => Self::parse(DEFAULT_CONFIG),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?;
+                Self::parse(&text)
+            }
+        }
+    }
+
+    /// The core's settings.
+    pub fn switch_settings(&self) -> SwitchSettings {
+        SwitchSettings {
+            ring_timeout_ms: self.calls.ring_timeout_secs * 1000,
+            max_participants: self.calls.max_participants,
+        }
+    }
+
+    /// Users and admin credentials. `text` is the source, for line numbers.
+    fn build_directory(&self, text: &str) -> Result<Directory, ConfigError> {
+        let mut d = Directory::default();
+        for u in &self.users {
+            let user = User {
+                id: u.id,
+                name: u.name.get_ref().clone(),
+                numbers: u.numbers.iter().map(|n| n.0.clone()).collect(),
+            };
+            d.add_user(user, u.token_hash.0)
+                .map_err(|e| invalid(text, "user", Some(u.name.span().start), &e.to_string()))?;
+        }
+        for h in &self.admin.token_hashes {
+            d.add_admin(h.0)
+                .map_err(|e| invalid(text, "admin.token_hashes", None, &e.to_string()))?;
+        }
+        Ok(d)
+    }
+}
+
+/// An error at a byte offset (or at the key's first mention).
+fn invalid(text: &str, key: &str, offset: Option<usize>, message: &str) -> ConfigError {
+    let leaf = key.rsplit('.').next().unwrap_or(key);
+    let offset = offset.or_else(|| {
+        text.lines()
+            .scan(0, |pos, l| {
+                let start = *pos;
+                *pos += l.len() + 1;
+                Some((start, l))
+            })
+            .find(|(_, l)| l.trim_start().starts_with(leaf))
+            .map(|(start, _)| start)
+    });
+    ConfigError::Invalid {
+        key: key.to_string(),
+        line: offset
+            .map(|o| text[..o.min(text.len())].matches('\n').count() + 1)
+            .unwrap_or(0),
+        message: message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_parses_with_demo_users() {
+        let c = Config::parse(DEFAULT_CONFIG).unwrap();
+        assert_eq!(c.server.listen.port(), 4433);
+        let d = &c.directory;
+        assert!(d.authenticate("alice-demo-token").is_some());
+        assert_eq!(d.resolve("+15550101").unwrap().name, "bob");
+    }
+
+    #[test]
+    fn errors_name_key_and_line() {
+        let e = Config::parse("[server]\nlisten = \"127.0.0.1:1\"\nbogus = 1\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("line 3") && msg.contains("bogus"), "{msg}");
+
+        let text = "[[user]]\nid = \"5f1c5a1e-0000-4000-8000-00000000a11c\"\nname = \"a\"\nnumbers = [\"12345\"]\ntoken_hash = \"sha256:00\"\n";
+        let msg = Config::parse(text).unwrap_err().to_string();
+        assert!(msg.contains("line 4") && msg.contains("E.164"), "{msg}");
+
+        let text = "[calls]\nring_timeout_secs = 60\nmax_participants = 1\n";
+        let msg = Config::parse(text).unwrap_err().to_string();
+        assert!(
+            msg.contains("line 3") && msg.contains("max_participants"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn duplicate_user_names_point_at_the_second() {
+        let h = crate::switch::hash_token("x");
+        let h2 = crate::switch::hash_token("y");
+        let text = format!(
+            "[[user]]\nid = \"00000000-0000-4000-8000-000000000001\"\nname = \"a\"\ntoken_hash = \"{h}\"\n\
+             [[user]]\nid = \"00000000-0000-4000-8000-000000000002\"\nname = \"a\"\ntoken_hash = \"{h2}\"\n"
+        );
+        let msg = Config::parse(&text).unwrap_err().to_string();
+        assert!(
+            msg.contains("line 7") && msg.contains("appears twice"),
+            "{msg}"
+        );
+    }
+}

@@ -1,1 +1,146 @@
-//! todo
+//! The runtime: binds the QUIC endpoint, accepts connections (one task
+//! each), runs the control driver that owns the sans-IO core, relays media
+//! and shuts down gracefully (every call ended and recorded first).
+
+mod connection;
+mod driver;
+mod endpoint;
+pub mod identity;
+mod relay;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+pub use relay::RelayStats;
+
+use crate::cdr::{CdrError, CdrStore};
+use crate::config::Config;
+use crate::switch::{parse_token_hash, Switch};
+
+#[derive(Debug, Error)]
+pub enum ServerError {
+    #[error("data directory: {0}")]
+    DataDir(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    #[error("config: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Records(#[from] CdrError),
+}
+
+/// A running switch.
+pub struct ServerHandle {
+    /// The bound QUIC address.
+    pub addr: SocketAddr,
+    /// SHA-256 fingerprint of the certificate clients pin.
+    pub fingerprint: String,
+    /// The local admin token (also in `<data_dir>/admin.token`).
+    pub admin_token: String,
+    pub data_dir: PathBuf,
+    endpoint: quinn::Endpoint,
+    driver_tx: mpsc::Sender<Input>,
+    driver: JoinHandle<()>,
+    accept: JoinHandle<()>,
+}
+
+use driver::{Driver, Input};
+
+/// Starts the switch: prepares the data directory, binds, and spawns the
+/// accept loop and the driver on the current tokio runtime.
+pub async fn start(config: &Config, data_dir: &Path) -> Result<ServerHandle, ServerError> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| ServerError::DataDir(format!("creating {}: {e}", data_dir.display())))?;
+    let identity = identity::load_or_create_identity(data_dir)?;
+    let admin_token = identity::load_or_create_admin_token(data_dir)?;
+    let mut directory = config.directory.clone();
+    directory
+        .add_admin(parse_token_hash(&crate::switch::hash_token(&admin_token)).expect("own hash"))
+        .map_err(|e| ServerError::Config(e.to_string()))?;
+    let cdr = CdrStore::open(data_dir, config.records.fsync)?;
+    if cdr.repaired_bytes > 0 {
+        warn!(
+            bytes = cdr.repaired_bytes,
+            "cut a torn record off the end of the record file"
+        );
+    }
+    let endpoint = endpoint::build_endpoint(
+        config.server.listen,
+        &identity,
+        Duration::from_millis(config.server.idle_timeout_ms),
+        config.server.socket_buffer_bytes,
+    )?;
+    let addr = endpoint
+        .local_addr()
+        .map_err(|e| ServerError::Bind(config.server.listen, e))?;
+    std::fs::write(data_dir.join(identity::ADDR_FILE), addr.to_string())
+        .map_err(|e| ServerError::DataDir(format!("writing server.addr: {e}")))?;
+
+    let stats = Arc::new(RelayStats::default());
+    let switch = Switch::new(directory, config.switch_settings());
+    let (driver_tx, driver_rx) = mpsc::channel(4096);
+    let driver = tokio::spawn(
+        Driver::new(switch, cdr, data_dir.to_path_buf(), stats.clone()).run(driver_rx),
+    );
+    let accept = tokio::spawn(accept_loop(endpoint.clone(), driver_tx.clone(), stats));
+    info!(%addr, fingerprint = %identity.fingerprint, data_dir = %data_dir.display(), "callswitch listening");
+    Ok(ServerHandle {
+        addr,
+        fingerprint: identity.fingerprint,
+        admin_token,
+        data_dir: data_dir.to_path_buf(),
+        endpoint,
+        driver_tx,
+        driver,
+        accept,
+    })
+}
+
+async fn accept_loop(
+    endpoint: quinn::Endpoint,
+    driver: mpsc::Sender<Input>,
+    stats: Arc<RelayStats>,
+) {
+    let next_device = AtomicU64::new(1);
+    while let Some(incoming) = endpoint.accept().await {
+        let device = next_device.fetch_add(1, Relaxed);
+        tokio::spawn(connection::serve_connection(
+            incoming,
+            device,
+            driver.clone(),
+            stats.clone(),
+        ));
+    }
+}
+
+impl ServerHandle {
+    /// Ends and records every call, tells every client, closes the endpoint.
+    pub async fn shutdown(self) {
+        self.accept.abort();
+        let (done, wait) = oneshot::channel();
+        if self.driver_tx.send(Input::Shutdown { done }).await.is_ok() {
+            let _ = wait.await;
+        }
+        let _ = self.driver.await;
+        // Give connections a moment to deliver their last messages.
+        let _ = tokio::time::timeout(Duration::from_secs(3), async {
+            while self.endpoint.open_connections() > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        self.endpoint.close(0u32.into(), b"switch shut down");
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+        info!("callswitch stopped");
+    }
+}

@@ -39,6 +39,10 @@ pub enum Identity {
 /// Digest of a bearer token, as stored in the config.
 pub type TokenDigest = [u8; 32];
 
+/// A token digest as read from the config (`sha256:<hex>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenDigestCfg(pub TokenDigest);
+
 /// Hashes a token into its config form, `sha256:<64 hex digits>`.
 pub fn hash_token(token: &str) -> String {
     format!("sha256:{}", hex::encode(digest(token)))

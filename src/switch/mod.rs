@@ -10,7 +10,10 @@ mod effect;
 mod error;
 
 pub use self::core::{CoreCounts, Session, Switch, SwitchSettings};
-pub use directory::{hash_token, parse_token_hash, Directory, DirectoryError, Identity, User};
+pub use directory::{
+    hash_token, parse_token_hash, Directory, DirectoryError, Identity, TokenDigest, TokenDigestCfg,
+    User,
+};
 pub use effect::{DeviceId, Effect, MediaLeg};
 pub use error::SwitchError;
 

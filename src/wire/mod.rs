@@ -6,12 +6,14 @@
 
 mod datagram;
 mod error_code;
+mod fingerprint;
 mod frame;
 mod message;
 mod model;
 
 pub use datagram::{MediaFrame, MediaHeaderError, MEDIA_HEADER_LEN};
 pub use error_code::ErrorCode;
+pub use fingerprint::{cert_fingerprint, normalize_fingerprint};
 pub use frame::{decode_frame_len, encode_frame, FrameError, FRAME_HEADER_LEN, MAX_FRAME_LEN};
 pub use message::*;
 pub use model::*;

@@ -7,14 +7,18 @@
 
 wit_bindgen::generate!({ path: "../../wit", world: "policy" });
 
-use callswitch::plugin::types::{CallEvent, CallInfo, ConnectVerdict, DialVerdict, Identity, Verdict};
-
 struct Policy;
 
 impl Guest for Policy {
     fn on_dial(_call: CallInfo, _caller: Identity, targets: Vec<Identity>) -> DialVerdict {
-        match targets.iter().find(|t| t.numbers.iter().any(|n| n.starts_with("+1900"))) {
-            Some(t) => DialVerdict::Deny(format!("calls to premium-rate numbers are not allowed ({})", t.name)),
+        match targets
+            .iter()
+            .find(|t| t.numbers.iter().any(|n| n.starts_with("+1900")))
+        {
+            Some(t) => DialVerdict::Deny(format!(
+                "calls to premium-rate numbers are not allowed ({})",
+                t.name
+            )),
             None => DialVerdict::Allow,
         }
     }

@@ -23,7 +23,6 @@ use std::sync::OnceLock;
 wit_bindgen::generate!({ path: "../../wit", world: "policy" });
 
 use callswitch::plugin::config;
-use callswitch::plugin::types::{CallEvent, CallInfo, ConnectVerdict, DialVerdict, Identity, Verdict};
 
 /// One `CALLER -> CALLEE` rule.
 struct Rule {
@@ -53,15 +52,24 @@ impl Allowlist {
                 let (caller, callee) = r
                     .split_once("->")
                     .unwrap_or_else(|| panic!("allowlist: rule `{r}` has no `->`"));
-                Rule { allow, caller: caller.trim().into(), callee: callee.trim().into() }
+                Rule {
+                    allow,
+                    caller: caller.trim().into(),
+                    callee: callee.trim().into(),
+                }
             })
             .collect();
         let default_allow = match config::get("default").as_deref().map(str::trim) {
             None | Some("deny") => false,
             Some("allow") => true,
-            Some(other) => panic!("allowlist: `default` must be \"allow\" or \"deny\", not {other:?}"),
+            Some(other) => {
+                panic!("allowlist: `default` must be \"allow\" or \"deny\", not {other:?}")
+            }
         };
-        Allowlist { rules, default_allow }
+        Allowlist {
+            rules,
+            default_allow,
+        }
     }
 
     fn get() -> &'static Allowlist {
@@ -80,7 +88,9 @@ impl Allowlist {
 
 /// Whether `pattern` matches the user's name, id or one of its numbers.
 fn matches(pattern: &str, who: &Identity) -> bool {
-    glob(pattern, &who.name) || glob(pattern, &who.id) || who.numbers.iter().any(|n| glob(pattern, n))
+    glob(pattern, &who.name)
+        || glob(pattern, &who.id)
+        || who.numbers.iter().any(|n| glob(pattern, n))
 }
 
 /// Case-insensitive wildcard match where `*` matches any run of characters.

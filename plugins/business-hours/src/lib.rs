@@ -31,7 +31,6 @@ use std::sync::OnceLock;
 
 wit_bindgen::generate!({ path: "../../wit", world: "policy" });
 
-use callswitch::plugin::types::{CallEvent, CallInfo, ConnectVerdict, DialVerdict, Identity, Verdict};
 use callswitch::plugin::{clock, config};
 
 const DAY_NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
@@ -52,15 +51,21 @@ impl Hours {
     fn get() -> &'static Hours {
         static HOURS: OnceLock<Hours> = OnceLock::new();
         HOURS.get_or_init(|| {
-            let setting = |key: &str, default: &str| config::get(key).unwrap_or_else(|| default.into());
+            let setting =
+                |key: &str, default: &str| config::get(key).unwrap_or_else(|| default.into());
             Hours {
                 open: parse_time("open", &setting("open", "09:00")),
                 close: parse_time("close", &setting("close", "17:00")),
                 days: parse_days(&setting("days", "mon,tue,wed,thu,fri")),
-                utc_offset_minutes: setting("utc_offset_minutes", "0").trim().parse().unwrap_or_else(|_| {
-                    panic!("business-hours: `utc_offset_minutes` must be an integer")
-                }),
-                redirect_to: config::get("redirect_to").map(|t| t.trim().to_string()).filter(|t| !t.is_empty()),
+                utc_offset_minutes: setting("utc_offset_minutes", "0")
+                    .trim()
+                    .parse()
+                    .unwrap_or_else(|_| {
+                        panic!("business-hours: `utc_offset_minutes` must be an integer")
+                    }),
+                redirect_to: config::get("redirect_to")
+                    .map(|t| t.trim().to_string())
+                    .filter(|t| !t.is_empty()),
             }
         })
     }
@@ -75,7 +80,8 @@ impl Hours {
         if self.open < self.close {
             self.days[today] && self.open <= minute && minute < self.close
         } else if self.open > self.close {
-            (self.days[today] && minute >= self.open) || (self.days[yesterday] && minute < self.close)
+            (self.days[today] && minute >= self.open)
+                || (self.days[yesterday] && minute < self.close)
         } else {
             false
         }
@@ -84,10 +90,15 @@ impl Hours {
 
 /// Parses `HH:MM` (00:00 to 24:00) into minutes after midnight.
 fn parse_time(key: &str, value: &str) -> i64 {
-    let minutes = value.trim().split_once(':').filter(|(_, m)| m.len() == 2).and_then(|(h, m)| {
-        let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
-        ((0..24).contains(&h) && (0..60).contains(&m) || (h, m) == (24, 0)).then_some(h * 60 + m)
-    });
+    let minutes = value
+        .trim()
+        .split_once(':')
+        .filter(|(_, m)| m.len() == 2)
+        .and_then(|(h, m)| {
+            let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
+            ((0..24).contains(&h) && (0..60).contains(&m) || (h, m) == (24, 0))
+                .then_some(h * 60 + m)
+        });
     minutes.unwrap_or_else(|| panic!("business-hours: `{key}` must be a time HH:MM, not {value:?}"))
 }
 
@@ -120,7 +131,9 @@ fn parse_days(value: &str) -> [bool; 7] {
 
 /// Whether `target` (a name, id or number) names `who`.
 fn names(target: &str, who: &Identity) -> bool {
-    who.name.eq_ignore_ascii_case(target) || who.id == target || who.numbers.iter().any(|n| n == target)
+    who.name.eq_ignore_ascii_case(target)
+        || who.id == target
+        || who.numbers.iter().any(|n| n == target)
 }
 
 struct Plugin;
@@ -158,3 +171,62 @@ impl Guest for Plugin {
 }
 
 export!(Plugin);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2026-11-23T10:00:00Z, a Monday.
+    const MON_10_UTC: u64 = 1_795_428_000_000;
+    const HOUR: u64 = 3_600_000;
+
+    fn hours(open: &str, close: &str, days: &str, utc_offset_minutes: i64) -> Hours {
+        Hours {
+            open: parse_time("open", open),
+            close: parse_time("close", close),
+            days: parse_days(days),
+            utc_offset_minutes,
+            redirect_to: None,
+        }
+    }
+
+    #[test]
+    fn office_hours() {
+        let h = hours("09:00", "17:00", "mon-fri", 0);
+        assert!(h.is_open(MON_10_UTC));
+        assert!(!h.is_open(MON_10_UTC + 7 * HOUR));
+        assert!(!h.is_open(MON_10_UTC - 2 * HOUR));
+        assert!(!h.is_open(MON_10_UTC - 24 * HOUR)); // Sunday
+        assert!(!hours("09:00", "17:00", "mon-fri", 480).is_open(MON_10_UTC)); // 18:00 local
+        assert!(hours("09:00", "17:00", "mon-fri", 360).is_open(MON_10_UTC)); // 16:00 local
+        assert!(!hours("09:00", "17:00", "mon-fri", 420).is_open(MON_10_UTC)); // 17:00 local: closed
+        assert!(!hours("09:00", "17:00", "mon-fri", -660).is_open(MON_10_UTC)); // Sunday 23:00 local
+    }
+
+    #[test]
+    fn always_open_or_closed() {
+        for t in [0, MON_10_UTC, MON_10_UTC + 13 * HOUR] {
+            assert!(hours("00:00", "24:00", "*", 0).is_open(t));
+            assert!(!hours("00:00", "00:00", "*", 0).is_open(t));
+        }
+    }
+
+    #[test]
+    fn overnight() {
+        let h = hours("22:00", "06:00", "sun", 0);
+        assert!(h.is_open(MON_10_UTC - 5 * HOUR)); // Monday 05:00, from Sunday night
+        assert!(!h.is_open(MON_10_UTC + 12 * HOUR)); // Monday 22:00
+    }
+
+    #[test]
+    fn day_lists() {
+        assert_eq!(
+            parse_days("sat-mon"),
+            [true, false, false, false, false, true, true]
+        );
+        assert_eq!(
+            parse_days("Mon, wed"),
+            [true, false, true, false, false, false, false]
+        );
+    }
+}

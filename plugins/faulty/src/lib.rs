@@ -27,7 +27,6 @@ use std::sync::OnceLock;
 wit_bindgen::generate!({ path: "../../wit", world: "policy" });
 
 use callswitch::plugin::config;
-use callswitch::plugin::types::{CallEvent, CallInfo, ConnectVerdict, DialVerdict, Identity, Verdict};
 
 const REASON: &str = "faulty says no";
 

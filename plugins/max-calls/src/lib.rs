@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 
 wit_bindgen::generate!({ path: "../../wit", world: "policy" });
 
-use callswitch::plugin::types::{CallEvent, CallInfo, CallState, ConnectVerdict, DialVerdict, Identity, Verdict};
+use callswitch::plugin::types::CallState;
 use callswitch::plugin::{calls, config};
 
 /// The limits; fixed while the plugin is loaded.
@@ -28,22 +28,28 @@ struct Limits {
 impl Limits {
     fn get() -> &'static Limits {
         static LIMITS: OnceLock<Limits> = OnceLock::new();
-        LIMITS.get_or_init(|| Limits { per_user: setting("per_user", 2), total: setting("total", 100) })
+        LIMITS.get_or_init(|| Limits {
+            per_user: setting("per_user", 2),
+            total: setting("total", 100),
+        })
     }
 }
 
 /// Reads an integer setting, with `default` when it is not set.
 fn setting(key: &str, default: usize) -> usize {
     config::get(key).map_or(default, |v| {
-        v.trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("max-calls: `{key}` must be a non-negative integer, not {v:?}"))
+        v.trim().parse().unwrap_or_else(|_| {
+            panic!("max-calls: `{key}` must be a non-negative integer, not {v:?}")
+        })
     })
 }
 
 /// How many of `calls` are live, leaving out the call `except`.
 fn live(calls: &[CallInfo], except: &str) -> usize {
-    calls.iter().filter(|c| c.state != CallState::Ended && c.id != except).count()
+    calls
+        .iter()
+        .filter(|c| c.state != CallState::Ended && c.id != except)
+        .count()
 }
 
 struct Plugin;
