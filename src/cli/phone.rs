@@ -147,8 +147,10 @@ pub async fn dial(args: DialArgs) -> anyhow::Result<()> {
     let mut ticker = tokio::time::interval(frame_gap);
     let mut sent = 0u64;
     let mut received = 0u64;
+    let mut media_closed = false;
     loop {
         tokio::select! {
+            biased;
             event = events.next() => {
                 let Some(event) = event else { bail!("the switch closed the connection") };
                 print_event(&event);
@@ -163,8 +165,9 @@ pub async fn dial(args: DialArgs) -> anyhow::Result<()> {
                     _ => {}
                 }
             }
-            frame = client.recv_frame() => {
-                let frame = frame?;
+            frame = client.recv_frame(), if !media_closed => {
+                // The connection is closing: the events say why.
+                let Ok(frame) = frame else { media_closed = true; continue };
                 received += 1;
                 if let Some(r) = recorder.as_mut() {
                     r.write_payload(&frame.payload)?;
@@ -213,8 +216,10 @@ pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
     let mut current: Option<(Uuid, Option<u32>)> = None;
     let mut recorder = None;
     let mut stdin_lines = tokio::io::BufReader::new(tokio::io::stdin());
+    let mut media_closed = false;
     loop {
         tokio::select! {
+            biased;
             event = events.next() => {
                 let Some(event) = event else { bail!("the switch closed the connection") };
                 print_event(&event);
@@ -254,8 +259,8 @@ pub async fn listen(args: ListenArgs) -> anyhow::Result<()> {
                     _ => {}
                 }
             }
-            frame = client.recv_frame() => {
-                let frame = frame?;
+            frame = client.recv_frame(), if !media_closed => {
+                let Ok(frame) = frame else { media_closed = true; continue };
                 if let Some(r) = recorder.as_mut() {
                     r.write_payload(&frame.payload)?;
                 }

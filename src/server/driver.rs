@@ -219,13 +219,15 @@ impl Driver {
                 act_as,
             } => {
                 if version != PROTOCOL_VERSION {
-                    self.close(device, 2, "unsupported protocol version");
-                    return Some(error(
+                    let reply = error(
                         ErrorCode::UnsupportedVersion,
                         format!(
                             "this switch speaks protocol version {PROTOCOL_VERSION}, not {version}"
                         ),
-                    ));
+                    );
+                    self.send(device, reply);
+                    self.close(device, 2, "unsupported protocol version");
+                    return None;
                 }
                 match self
                     .switch

@@ -394,7 +394,7 @@ fn group_call_mesh_and_departures() {
             Effect::Media { legs, .. } => Some(legs.len()),
             _ => None,
         })
-        .last();
+        .next_back();
     assert_eq!(last_legs, Some(3));
     // Alice leaves: bob and carol go on.
     sw.hangup(3, 1, id(1)).unwrap();

@@ -1,0 +1,263 @@
+//! Bad input on the control stream: each case gets a specific error to
+//! that client alone, and the switch and other calls keep going.
+
+mod common;
+
+use callswitch::client::{Client, Events};
+use callswitch::wire::{encode_frame, ErrorCode, Request, ServerMessage, PROTOCOL_VERSION};
+use common::*;
+
+/// Waits for an error event (a reply whose `req` could not be read, or one
+/// to a raw frame) with this code.
+async fn expect_error(events: &mut Events, code: ErrorCode) -> ServerMessage {
+    expect(
+        events,
+        &format!("error {code}"),
+        |m| matches!(m, ServerMessage::Error { code: c, .. } if *c == code),
+    )
+    .await
+}
+
+/// A call in progress that must survive whatever the test throws at the switch.
+struct Bystanders {
+    alice: Client,
+    bob: Client,
+    call_id: uuid::Uuid,
+}
+
+impl Bystanders {
+    async fn start(sw: &TestSwitch) -> Self {
+        let (alice, mut ae) = sw.connect("alice").await;
+        let (bob, mut be) = sw.connect("bob").await;
+        let call_id = connected_call(&alice, &mut ae, &bob, &mut be, "bob").await;
+        Bystanders {
+            alice,
+            bob,
+            call_id,
+        }
+    }
+
+    async fn still_fine(&self, sw: &TestSwitch) {
+        self.alice
+            .dtmf(self.call_id, "1")
+            .await
+            .expect("caller still served");
+        self.bob.ping().await.expect("callee still served");
+        let calls = sw.admin().await.list_calls().await.unwrap();
+        assert!(
+            calls.iter().any(|c| c.call_id == self.call_id),
+            "call still live"
+        );
+    }
+}
+
+#[tokio::test]
+async fn malformed_json_frame() {
+    let sw = TestSwitch::start().await;
+    let others = Bystanders::start(&sw).await;
+    let (carol, mut ce) = sw.connect("carol").await;
+    carol
+        .send_raw(&encode_frame(b"{not json").unwrap())
+        .await
+        .unwrap();
+    let m = expect_error(&mut ce, ErrorCode::MalformedFrame).await;
+    assert!(matches!(m, ServerMessage::Error { req: None, .. }));
+    carol.ping().await.expect("the connection stays usable");
+    others.still_fine(&sw).await;
+}
+
+#[tokio::test]
+async fn oversized_frame_closes_only_that_connection() {
+    let sw = TestSwitch::start().await;
+    let others = Bystanders::start(&sw).await;
+    let (carol, mut ce) = sw.connect("carol").await;
+    carol.send_raw(&(1u32 << 20).to_be_bytes()).await.unwrap();
+    let m = expect_error(&mut ce, ErrorCode::FrameTooLarge).await;
+    let ServerMessage::Error { message, .. } = m else {
+        unreachable!()
+    };
+    assert!(message.contains("1048576"), "{message}");
+    let closed = tokio::time::timeout(WAIT, carol.connection().closed()).await;
+    assert!(closed.is_ok(), "connection closed after losing framing");
+    others.still_fine(&sw).await;
+}
+
+#[tokio::test]
+async fn unknown_message_type_and_bad_fields() {
+    let sw = TestSwitch::start().await;
+    let others = Bystanders::start(&sw).await;
+    let (carol, mut ce) = sw.connect("carol").await;
+    carol
+        .send_raw(&encode_frame(br#"{"type":"teleport","req":77}"#).unwrap())
+        .await
+        .unwrap();
+    let m = expect_error(&mut ce, ErrorCode::UnknownMessage).await;
+    assert!(matches!(m, ServerMessage::Error { req: Some(77), .. }));
+    carol
+        .send_raw(&encode_frame(br#"{"type":"answer","req":78,"call_id":"not-a-uuid"}"#).unwrap())
+        .await
+        .unwrap();
+    let m = expect_error(&mut ce, ErrorCode::BadRequest).await;
+    assert!(matches!(m, ServerMessage::Error { req: Some(78), .. }));
+    others.still_fine(&sw).await;
+}
+
+#[tokio::test]
+async fn nothing_before_hello() {
+    let sw = TestSwitch::start().await;
+    let others = Bystanders::start(&sw).await;
+    let (raw, _events) = Client::connect_unauthenticated(&sw.options("carol-demo-token"))
+        .await
+        .unwrap();
+    let err = raw.dial(&["alice"], None).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::HelloRequired));
+    let err = raw.request(Request::Stats).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::HelloRequired));
+    // Hello still works afterwards, but only once.
+    let hello = Request::Hello {
+        version: PROTOCOL_VERSION,
+        token: "carol-demo-token".into(),
+        device: None,
+        act_as: None,
+    };
+    assert!(matches!(
+        raw.request(hello.clone()).await.unwrap(),
+        ServerMessage::Welcome { .. }
+    ));
+    assert_eq!(
+        raw.request(hello).await.unwrap_err().code(),
+        Some(ErrorCode::AlreadyAuthenticated)
+    );
+    others.still_fine(&sw).await;
+}
+
+#[tokio::test]
+async fn wrong_or_missing_token_is_refused_and_closed() {
+    let sw = TestSwitch::start().await;
+    let others = Bystanders::start(&sw).await;
+    for token in ["wrong", ""] {
+        let err = Client::connect(sw.options(token))
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(err.code(), Some(ErrorCode::Unauthorized), "{err}");
+    }
+    let (raw, _) = Client::connect_unauthenticated(&sw.options("x"))
+        .await
+        .unwrap();
+    let _ = raw
+        .request(Request::Hello {
+            version: PROTOCOL_VERSION,
+            token: "x".into(),
+            device: None,
+            act_as: None,
+        })
+        .await;
+    assert!(
+        tokio::time::timeout(WAIT, raw.connection().closed())
+            .await
+            .is_ok(),
+        "closed after a bad token"
+    );
+    // A user token cannot act as someone else.
+    let mut opts = sw.options("carol-demo-token");
+    opts.act_as = Some("alice".into());
+    assert_eq!(
+        Client::connect(opts).await.err().unwrap().code(),
+        Some(ErrorCode::Forbidden)
+    );
+    others.still_fine(&sw).await;
+}
+
+#[tokio::test]
+async fn unsupported_version_is_refused() {
+    let sw = TestSwitch::start().await;
+    let (raw, _) = Client::connect_unauthenticated(&sw.options("carol-demo-token"))
+        .await
+        .unwrap();
+    let err = raw
+        .request(Request::Hello {
+            version: 99,
+            token: "carol-demo-token".into(),
+            device: None,
+            act_as: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::UnsupportedVersion));
+}
+
+#[tokio::test]
+async fn answer_of_a_call_not_ringing_for_you() {
+    let sw = TestSwitch::start().await;
+    let others = Bystanders::start(&sw).await;
+    let (carol, _) = sw.connect("carol").await;
+    assert_eq!(
+        carol.answer(others.call_id).await.unwrap_err().code(),
+        Some(ErrorCode::NotRinging)
+    );
+    assert_eq!(
+        carol.hangup(others.call_id).await.unwrap_err().code(),
+        Some(ErrorCode::NotInCall)
+    );
+    assert_eq!(
+        carol.answer(uuid::Uuid::new_v4()).await.unwrap_err().code(),
+        Some(ErrorCode::UnknownCall)
+    );
+    others.still_fine(&sw).await;
+}
+
+#[tokio::test]
+async fn dialing_yourself_an_unknown_user_or_a_duplicate_call_id() {
+    let sw = TestSwitch::start().await;
+    let others = Bystanders::start(&sw).await;
+    let (carol, _) = sw.connect("carol").await;
+    assert_eq!(
+        carol.dial(&["carol"], None).await.unwrap_err().code(),
+        Some(ErrorCode::CannotCallSelf)
+    );
+    assert_eq!(
+        carol.dial(&["+15550103"], None).await.unwrap_err().code(),
+        Some(ErrorCode::CannotCallSelf)
+    );
+    let err = carol.dial(&["zed"], None).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::UnknownUser));
+    assert!(err.to_string().contains("zed"), "{err}");
+    assert_eq!(
+        carol.dial(&[], None).await.unwrap_err().code(),
+        Some(ErrorCode::BadRequest)
+    );
+    let err = carol
+        .dial(&["alice"], Some(others.call_id))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::DuplicateCallId));
+    others.still_fine(&sw).await;
+}
+
+#[tokio::test]
+async fn user_devices_cannot_make_admin_requests_and_admins_cannot_call() {
+    let sw = TestSwitch::start().await;
+    let (carol, _) = sw.connect("carol").await;
+    assert_eq!(
+        carol.list_calls().await.unwrap_err().code(),
+        Some(ErrorCode::Forbidden)
+    );
+    assert_eq!(
+        carol.stats().await.unwrap_err().code(),
+        Some(ErrorCode::Forbidden)
+    );
+    let admin = sw.admin().await;
+    assert_eq!(
+        admin.dial(&["bob"], None).await.unwrap_err().code(),
+        Some(ErrorCode::Forbidden)
+    );
+    assert_eq!(
+        admin
+            .admin_hangup(uuid::Uuid::new_v4())
+            .await
+            .unwrap_err()
+            .code(),
+        Some(ErrorCode::UnknownCall)
+    );
+}

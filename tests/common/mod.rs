@@ -1,0 +1,170 @@
+//! Shared harness for the integration tests: a real switch on a loopback
+//! port with its own data directory, and real QUIC clients.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use callswitch::client::{Client, ClientOptions, Events};
+use callswitch::config::{Config, DEFAULT_CONFIG};
+use callswitch::server::{self, ServerHandle};
+use callswitch::wire::ServerMessage;
+use tempfile::TempDir;
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Knobs the tests turn on top of the embedded default config.
+#[derive(Clone, Copy)]
+pub struct Knobs {
+    pub ring_timeout_secs: u64,
+    pub idle_timeout_ms: u64,
+    pub max_participants: usize,
+}
+
+impl Default for Knobs {
+    fn default() -> Self {
+        Knobs {
+            ring_timeout_secs: 60,
+            idle_timeout_ms: 30_000,
+            max_participants: 16,
+        }
+    }
+}
+
+/// The default config on a free port with the given knobs.
+pub fn config_text(k: Knobs) -> String {
+    DEFAULT_CONFIG
+        .replace("listen = \"127.0.0.1:4433\"", "listen = \"127.0.0.1:0\"")
+        .replace(
+            "ring_timeout_secs = 60",
+            &format!("ring_timeout_secs = {}", k.ring_timeout_secs),
+        )
+        .replace(
+            "idle_timeout_ms = 30000",
+            &format!("idle_timeout_ms = {}", k.idle_timeout_ms),
+        )
+        .replace(
+            "max_participants = 16",
+            &format!("max_participants = {}", k.max_participants),
+        )
+}
+
+pub struct TestSwitch {
+    pub handle: Option<ServerHandle>,
+    pub dir: TempDir,
+    pub knobs: Knobs,
+}
+
+impl TestSwitch {
+    pub async fn start() -> Self {
+        Self::start_with(Knobs::default()).await
+    }
+
+    pub async fn start_with(knobs: Knobs) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let handle = start_in(&dir, knobs).await;
+        TestSwitch {
+            handle: Some(handle),
+            dir,
+            knobs,
+        }
+    }
+
+    pub fn handle(&self) -> &ServerHandle {
+        self.handle.as_ref().expect("running")
+    }
+
+    pub fn options(&self, token: &str) -> ClientOptions {
+        let mut opts =
+            ClientOptions::new(self.handle().addr, self.handle().fingerprint.clone(), token);
+        opts.keep_alive = Duration::from_millis(self.knobs.idle_timeout_ms / 3);
+        opts
+    }
+
+    /// A device of a demo user (token `<name>-demo-token`).
+    pub async fn connect(&self, name: &str) -> (Client, Events) {
+        let mut opts = self.options(&format!("{name}-demo-token"));
+        opts.device = Some(format!("{name}-test"));
+        let (c, e, w) = Client::connect(opts).await.expect("connect");
+        assert_eq!(w.user.unwrap().name, name);
+        (c, e)
+    }
+
+    /// An admin connection with the local admin token.
+    pub async fn admin(&self) -> Client {
+        let (c, _, _) = Client::connect(self.options(&self.handle().admin_token.clone()))
+            .await
+            .expect("admin connect");
+        c
+    }
+
+    /// Graceful shutdown, then start again on the same data directory.
+    pub async fn restart(&mut self) {
+        self.handle.take().unwrap().shutdown().await;
+        self.handle = Some(start_in(&self.dir, self.knobs).await);
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            h.shutdown().await;
+        }
+    }
+}
+
+async fn start_in(dir: &TempDir, knobs: Knobs) -> ServerHandle {
+    let config = Config::parse(&config_text(knobs)).expect("test config");
+    server::start(&config, dir.path())
+        .await
+        .expect("switch starts")
+}
+
+/// Waits for an event matching `pred`, skipping others.
+pub async fn expect(
+    events: &mut Events,
+    what: &str,
+    pred: impl FnMut(&ServerMessage) -> bool,
+) -> ServerMessage {
+    events
+        .wait_for(what, WAIT, pred)
+        .await
+        .unwrap_or_else(|e| panic!("waiting for {what}: {e}"))
+}
+
+/// Waits for the `media` event with peers, returning (my channel, peer channels).
+pub async fn expect_media(events: &mut Events, call_id: uuid::Uuid) -> (u32, Vec<u32>) {
+    match expect(events, "media with peers", |m| {
+        matches!(m, ServerMessage::Media { call_id: c, peers, .. } if *c == call_id && !peers.is_empty())
+    })
+    .await
+    {
+        ServerMessage::Media { channel, peers, .. } => (channel, peers.iter().map(|p| p.channel).collect()),
+        _ => unreachable!(),
+    }
+}
+
+/// Asserts no event arrives within `ms` milliseconds (other than `ignore`).
+pub async fn expect_quiet(events: &mut Events, ms: u64) {
+    if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(ms), events.next()).await {
+        panic!("unexpected event {m:?}");
+    }
+}
+
+/// Places a call from `a` to `b` and has `b` answer; returns the call id.
+pub async fn connected_call(
+    a: &Client,
+    a_events: &mut Events,
+    b: &Client,
+    b_events: &mut Events,
+    callee: &str,
+) -> uuid::Uuid {
+    let call_id = a.dial(&[callee], None).await.unwrap();
+    expect(b_events, "incoming", |m| {
+        matches!(m, ServerMessage::Incoming { .. })
+    })
+    .await;
+    b.answer(call_id).await.unwrap();
+    expect(a_events, "answered", |m| {
+        matches!(m, ServerMessage::Answered { .. })
+    })
+    .await;
+    call_id
+}
