@@ -14,6 +14,20 @@ use uuid::Uuid;
 
 use crate::switch::{parse_token_hash, Directory, SwitchSettings, TokenDigestCfg, User};
 
+/// Capabilities a plugin can be granted.
+pub const GRANTS: &[&str] = &[
+    "log",
+    "kv",
+    "clock",
+    "calls",
+    "calls-control",
+    "notify",
+    "config",
+];
+
+/// Largest memory cap a plugin can have (the pooling allocator's slot size).
+pub const MAX_PLUGIN_MEMORY_MB: u64 = 64;
+
 /// The embedded default configuration.
 pub const DEFAULT_CONFIG: &str = include_str!("../examples/switch.toml");
 
@@ -49,9 +63,15 @@ pub struct Config {
     pub admin: AdminConfig,
     #[serde(default, rename = "user")]
     pub users: Vec<UserConfig>,
+    #[serde(default, rename = "plugin")]
+    pub plugins: Vec<PluginConfig>,
     /// Users and admin credentials, built and checked by `parse`.
     #[serde(skip)]
     pub directory: Directory,
+    /// Directory relative plugin paths are resolved against (the config
+    /// file's, or the working directory for the embedded default).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -119,6 +139,61 @@ pub struct UserConfig {
     pub token_hash: TokenDigestCfg,
 }
 
+/// Which world a plugin implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginWorld {
+    Policy,
+}
+
+/// What a failing plugin's hook answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// Fail closed: the request is refused.
+    Deny,
+    /// Fail open: the plugin is skipped.
+    Allow,
+}
+
+/// One `[[plugin]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    pub name: toml::Spanned<String>,
+    /// A `.wasm` component file, or `builtin:NAME` for a shipped plugin.
+    pub path: String,
+    pub world: PluginWorld,
+    /// Host interfaces the plugin may import: log, kv, clock, calls,
+    /// calls-control, notify, config.
+    #[serde(default)]
+    pub grants: Vec<String>,
+    #[serde(default = "default_on_error")]
+    pub on_error: OnError,
+    #[serde(default = "default_deadline_ms")]
+    pub deadline_ms: u64,
+    #[serde(default = "default_memory_mb")]
+    pub memory_mb: u64,
+    /// Reload when the file changes.
+    #[serde(default)]
+    pub watch: bool,
+    /// The plugin's own settings, read through the `config` interface.
+    #[serde(default)]
+    pub config: toml::Table,
+}
+
+fn default_on_error() -> OnError {
+    OnError::Deny
+}
+
+fn default_deadline_ms() -> u64 {
+    50
+}
+
+fn default_memory_mb() -> u64 {
+    16
+}
+
 /// An E.164 number: `+` then 2 to 15 digits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct E164(pub String);
@@ -168,6 +243,44 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        let mut names = std::collections::HashSet::new();
+        for p in &config.plugins {
+            let at = Some(p.name.span().start);
+            if !names.insert(p.name.get_ref().clone()) {
+                return Err(invalid(
+                    text,
+                    "plugin.name",
+                    at,
+                    "plugin names must be unique",
+                ));
+            }
+            if p.deadline_ms == 0 || p.deadline_ms > 10_000 {
+                return Err(invalid(
+                    text,
+                    "plugin.deadline_ms",
+                    at,
+                    "must be 1 to 10000",
+                ));
+            }
+            if p.memory_mb == 0 || p.memory_mb > MAX_PLUGIN_MEMORY_MB {
+                return Err(invalid(
+                    text,
+                    "plugin.memory_mb",
+                    at,
+                    &format!("must be 1 to {MAX_PLUGIN_MEMORY_MB}"),
+                ));
+            }
+            for g in &p.grants {
+                if !GRANTS.contains(&g.as_str()) {
+                    return Err(invalid(
+                        text,
+                        "plugin.grants",
+                        at,
+                        &format!("unknown grant `{g}`; grants are {}", GRANTS.join(", ")),
+                    ));
+                }
+            }
+        }
         if config.server.idle_timeout_ms < 1000 {
             return Err(invalid(
                 text,
@@ -188,7 +301,9 @@ impl Config {
                     path: p.to_path_buf(),
                     source,
                 })?;
-                Self::parse(&text)
+                let mut config = Self::parse(&text)?;
+                config.base_dir = p.parent().map(Path::to_path_buf).unwrap_or_default();
+                Ok(config)
             }
         }
     }

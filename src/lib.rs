@@ -13,6 +13,7 @@
 //! | [`server`] | the runtime: quinn endpoint, one task per connection, the media relay, timers |
 //! | [`cdr`] | call detail records: an append-only JSON-lines file |
 //! | [`config`] | the TOML configuration and its embedded default |
+//! | [`plugins`] | the wasmtime host: loading, sandboxing and chaining WebAssembly policy plugins |
 //! | [`client`] | the Rust client library (CLI, tests, examples) |
 //! | [`cli`] | the `callswitch` command's subcommands |
 //!
@@ -31,6 +32,7 @@ pub mod cdr;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod plugins;
 pub mod server;
 pub mod switch;
 pub mod wire;

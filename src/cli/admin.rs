@@ -117,3 +117,44 @@ pub async fn stats(remote: Remote, json: bool) -> anyhow::Result<()> {
     client.close().await;
     Ok(())
 }
+
+pub async fn plugins(
+    remote: Remote,
+    action: Option<super::PluginAction>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let (client, _, _) = remote.connect(None, Some("cli".into())).await?;
+    let plugins = match &action {
+        None => client.list_plugins().await?,
+        Some(super::PluginAction::Reload { name }) => {
+            client.reload_plugins(name.as_deref()).await?
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&plugins)?);
+    } else if plugins.is_empty() {
+        println!("no plugins loaded");
+    } else {
+        if action.is_some() {
+            println!("reloaded:");
+        }
+        println!(
+            "{:<16} {:<7} {:<12} {:>8} {:>8} {:>10}  imports",
+            "name", "world", "hash", "calls", "failures", "time_us"
+        );
+        for p in &plugins {
+            println!(
+                "{:<16} {:<7} {:<12} {:>8} {:>8} {:>10}  {}",
+                p.name,
+                p.world,
+                &p.hash[..12.min(p.hash.len())],
+                p.calls,
+                p.failures,
+                p.time_us,
+                p.imports.join(",")
+            );
+        }
+    }
+    client.close().await;
+    Ok(())
+}

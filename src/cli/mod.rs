@@ -72,8 +72,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List loaded plugins, or reload them.
+    Plugins {
+        #[command(subcommand)]
+        action: Option<PluginAction>,
+        #[command(flatten)]
+        remote: Remote,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the config digest of a token (reads stdin when TOKEN is absent).
     HashToken { token: Option<String> },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginAction {
+    /// Reload one plugin (or all) from its file; the old version keeps
+    /// serving if the new one fails to load.
+    Reload { name: Option<String> },
 }
 
 /// Runs a parsed command line.
@@ -87,6 +103,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Hangup { call_id, remote } => admin::hangup(remote, call_id).await,
         Command::Users { remote, json } => admin::users(remote, json).await,
         Command::Stats { remote, json } => admin::stats(remote, json).await,
+        Command::Plugins {
+            action,
+            remote,
+            json,
+        } => admin::plugins(remote, action, json).await,
         Command::HashToken { token } => {
             let token = match token {
                 Some(t) => t,

@@ -20,8 +20,8 @@ use uuid::Uuid;
 
 use crate::wire::{
     decode_frame_len, encode_frame, normalize_fingerprint, CallRecord, CallSummary, ClientFrame,
-    ErrorCode, MediaFrame, PartyRef, Request, Role, ServerMessage, StatsSnapshot, UserPresence,
-    ALPN, FRAME_HEADER_LEN, PROTOCOL_VERSION,
+    ErrorCode, MediaFrame, PartyRef, PluginInfo, Request, Role, ServerMessage, StatsSnapshot,
+    UserPresence, ALPN, FRAME_HEADER_LEN, PROTOCOL_VERSION,
 };
 
 #[derive(Debug, Error)]
@@ -354,6 +354,25 @@ impl Client {
     pub async fn stats(&self) -> Result<StatsSnapshot, ClientError> {
         match self.request(Request::Stats).await? {
             ServerMessage::Stats { stats, .. } => Ok(stats),
+            other => Err(ClientError::Unexpected(Box::new(other))),
+        }
+    }
+
+    /// Admin: loaded plugins.
+    pub async fn list_plugins(&self) -> Result<Vec<PluginInfo>, ClientError> {
+        match self.request(Request::ListPlugins).await? {
+            ServerMessage::Plugins { plugins, .. } => Ok(plugins),
+            other => Err(ClientError::Unexpected(Box::new(other))),
+        }
+    }
+
+    /// Admin: reload one plugin (or all) from its file.
+    pub async fn reload_plugins(&self, name: Option<&str>) -> Result<Vec<PluginInfo>, ClientError> {
+        let request = Request::ReloadPlugins {
+            name: name.map(str::to_string),
+        };
+        match self.request(request).await? {
+            ServerMessage::Plugins { plugins, .. } => Ok(plugins),
             other => Err(ClientError::Unexpected(Box::new(other))),
         }
     }

@@ -23,6 +23,7 @@ pub use relay::RelayStats;
 
 use crate::cdr::{CdrError, CdrStore};
 use crate::config::Config;
+use crate::plugins::{HostContext, PluginError, PluginHost};
 use crate::switch::{parse_token_hash, Switch};
 
 #[derive(Debug, Error)]
@@ -37,6 +38,8 @@ pub enum ServerError {
     Config(String),
     #[error(transparent)]
     Records(#[from] CdrError),
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
 }
 
 /// A running switch.
@@ -87,11 +90,31 @@ pub async fn start(config: &Config, data_dir: &Path) -> Result<ServerHandle, Ser
         .map_err(|e| ServerError::DataDir(format!("writing server.addr: {e}")))?;
 
     let stats = Arc::new(RelayStats::default());
+    let (plugins, commands) = if config.plugins.is_empty() {
+        (None, None)
+    } else {
+        let context = Arc::new(HostContext::new(config.directory.clone()));
+        let (tx, rx) = mpsc::channel(1024);
+        let _ = context.commands.set(tx);
+        let host = PluginHost::load(&config.plugins, &config.base_dir, data_dir, context).await?;
+        let host = Arc::new(host);
+        host.spawn_watcher();
+        for p in host.list() {
+            info!(plugin = %p.name, hash = %&p.hash[..12], imports = ?p.imports, "plugin loaded");
+        }
+        (Some(host), Some(rx))
+    };
     let switch = Switch::new(directory, config.switch_settings());
     let (driver_tx, driver_rx) = mpsc::channel(4096);
-    let driver = tokio::spawn(
-        Driver::new(switch, cdr, data_dir.to_path_buf(), stats.clone()).run(driver_rx),
+    let driver = Driver::new(
+        switch,
+        cdr,
+        data_dir.to_path_buf(),
+        stats.clone(),
+        plugins,
+        driver_tx.clone(),
     );
+    let driver = tokio::spawn(driver.run(driver_rx, commands));
     let accept = tokio::spawn(accept_loop(endpoint.clone(), driver_tx.clone(), stats));
     info!(%addr, fingerprint = %identity.fingerprint, data_dir = %data_dir.display(), "callswitch listening");
     Ok(ServerHandle {

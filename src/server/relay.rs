@@ -22,6 +22,8 @@ pub struct RelayStats {
     pub frames_relayed: AtomicU64,
     pub frames_dropped_bad_header: AtomicU64,
     pub frames_dropped_no_route: AtomicU64,
+    /// Call events not handed to plugins because their queue was full.
+    pub plugin_events_dropped: AtomicU64,
 }
 
 /// Frame counts of one call, shared by its routes.

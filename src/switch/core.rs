@@ -13,7 +13,8 @@ use super::effect::{DeviceId, Effect, MediaLeg};
 use super::error::SwitchError;
 use crate::wire::{
     CallEventKind, CallKind, CallState, CallSummary, DevicePresence, EndReason, LeaveReason,
-    MediaPeer, Millis, PartyRef, PartyStatus, RingStopReason, Role, ServerMessage, UserPresence,
+    MediaPeer, Millis, PartyRef, PartyStatus, PolicyNote, RingStopReason, Role, ServerMessage,
+    UserPresence,
 };
 
 /// Tunables of the core.
@@ -136,23 +137,7 @@ impl Switch {
         if self.devices.contains_key(&device) {
             return Err(SwitchError::AlreadyAuthenticated);
         }
-        let identity = self
-            .directory
-            .authenticate(token)
-            .ok_or(SwitchError::Unauthorized)?;
-        let user = match (identity, act_as) {
-            (Identity::Admin, None) => None,
-            (Identity::Admin, Some(target)) => Some(self.resolve(target)?.id),
-            (Identity::User(id), None) => Some(id),
-            (Identity::User(id), Some(target)) => {
-                if self.resolve(target)?.id != id {
-                    return Err(SwitchError::Forbidden(
-                        "only the admin token may act as another user".into(),
-                    ));
-                }
-                Some(id)
-            }
-        };
+        let user = self.authenticate(token, act_as)?;
         let role = if user.is_some() {
             Role::User
         } else {
@@ -230,6 +215,17 @@ impl Switch {
         call_id: Uuid,
         targets: &[String],
     ) -> Result<Uuid, SwitchError> {
+        self.dial_with_notes(now, device, call_id, targets, Vec::new())
+    }
+
+    /// Checks a dial without acting on it: who calls whom, or why not.
+    /// Policy runs between this check and `dial_with_notes`.
+    pub fn check_dial(
+        &self,
+        device: DeviceId,
+        call_id: Uuid,
+        targets: &[String],
+    ) -> Result<(Uuid, Vec<Uuid>), SwitchError> {
         let caller = self.user_of(device)?;
         if targets.is_empty() {
             return Err(SwitchError::NoTargets);
@@ -243,6 +239,20 @@ impl Switch {
                 self.settings.max_participants,
             ));
         }
+        Ok((caller, invitees))
+    }
+
+    /// Places a call, logging the policy verdicts that allowed (or
+    /// redirected) it.
+    pub fn dial_with_notes(
+        &mut self,
+        now: Millis,
+        device: DeviceId,
+        call_id: Uuid,
+        targets: &[String],
+        notes: Vec<PolicyNote>,
+    ) -> Result<Uuid, SwitchError> {
+        let (caller, invitees) = self.check_dial(device, call_id, targets)?;
         let caller_ref = self.party_ref(caller);
         let mut caller_party = Party::new(caller_ref.clone(), PartyStatus::Joined);
         caller_party.joined_at = Some(now);
@@ -267,6 +277,9 @@ impl Switch {
                 device,
             },
         );
+        for n in notes {
+            call.log(now, CallEventKind::Policy(n));
+        }
         self.calls.insert(call_id, call);
         self.calls_started += 1;
         self.device_mut(device).calls.insert(call_id);
@@ -275,6 +288,183 @@ impl Switch {
         }
         self.settle(now, call_id, Departure::Invitee);
         Ok(call_id)
+    }
+
+    /// Records a dial that policy refused: the call is created and ended at
+    /// once with `reason`, so it has a record like any other. With
+    /// `EndReason::Busy` the caller is told `ended` (the request itself
+    /// succeeds); with `Denied` the runtime answers the request with an error.
+    pub fn refuse_dial(
+        &mut self,
+        now: Millis,
+        device: DeviceId,
+        call_id: Uuid,
+        targets: &[String],
+        reason: EndReason,
+        notes: Vec<PolicyNote>,
+    ) -> Result<Uuid, SwitchError> {
+        let (caller, invitees) = self.check_dial(device, call_id, targets)?;
+        let caller_ref = self.party_ref(caller);
+        let mut caller_party = Party::new(caller_ref.clone(), PartyStatus::Left);
+        caller_party.joined_at = Some(now);
+        caller_party.left_at = Some(now);
+        let mut call = Call {
+            id: call_id,
+            kind: if invitees.len() == 1 {
+                CallKind::Direct
+            } else {
+                CallKind::Group
+            },
+            parties: vec![caller_party],
+            created_at: now,
+            answered_at: None,
+            events: Vec::new(),
+            media_legs: Vec::new(),
+        };
+        call.log(
+            now,
+            CallEventKind::Created {
+                by: caller_ref,
+                device,
+            },
+        );
+        for n in notes {
+            call.log(now, CallEventKind::Policy(n));
+        }
+        self.calls.insert(call_id, call);
+        self.calls_started += 1;
+        self.end(now, call_id, reason);
+        if reason == EndReason::Busy {
+            self.send(device, ServerMessage::Ended { call_id, reason });
+        }
+        Ok(call_id)
+    }
+
+    /// Logs policy verdicts on a live call.
+    pub fn log_notes(&mut self, now: Millis, call_id: Uuid, notes: Vec<PolicyNote>) {
+        if let Some(call) = self.calls.get_mut(&call_id) {
+            for n in notes {
+                call.log(now, CallEventKind::Policy(n));
+            }
+        }
+    }
+
+    /// Checks that `device` may answer `call_id`, without answering.
+    pub fn check_answer(&self, device: DeviceId, call_id: Uuid) -> Result<Uuid, SwitchError> {
+        let user = self.user_of(device)?;
+        self.ringing_party(device, user, call_id)?;
+        Ok(user)
+    }
+
+    /// Adds a party to a running call on behalf of the switch (a plugin),
+    /// not of a device.
+    pub fn add_party(
+        &mut self,
+        now: Millis,
+        call_id: Uuid,
+        target: &str,
+    ) -> Result<(), SwitchError> {
+        let call = self
+            .calls
+            .get(&call_id)
+            .ok_or(SwitchError::UnknownCall(call_id))?;
+        let present: Vec<Uuid> = call
+            .parties
+            .iter()
+            .filter(|p| matches!(p.status, PartyStatus::Joined | PartyStatus::Ringing))
+            .map(|p| p.user.id)
+            .collect();
+        let user = self.resolve(target)?.id;
+        if present.contains(&user) {
+            return Err(SwitchError::InvalidState(format!(
+                "`{target}` is already in the call"
+            )));
+        }
+        if present.len() + 1 > self.settings.max_participants {
+            return Err(SwitchError::TooManyParticipants(
+                self.settings.max_participants,
+            ));
+        }
+        self.calls.get_mut(&call_id).expect("checked").kind = CallKind::Group;
+        self.invite_party(now, call_id, user);
+        Ok(())
+    }
+
+    /// Blind transfer: `to_target` is invited and `from_user` leaves. The
+    /// call goes on while the new party rings.
+    pub fn transfer(
+        &mut self,
+        now: Millis,
+        call_id: Uuid,
+        from_user: Uuid,
+        to_target: &str,
+    ) -> Result<(), SwitchError> {
+        let call = self
+            .calls
+            .get(&call_id)
+            .ok_or(SwitchError::UnknownCall(call_id))?;
+        let idx = call
+            .party_of(from_user)
+            .filter(|i| call.parties[*i].status == PartyStatus::Joined)
+            .ok_or_else(|| {
+                SwitchError::InvalidState("the transferring user is not joined to the call".into())
+            })?;
+        let was_direct = call.kind == CallKind::Direct;
+        self.add_party(now, call_id, to_target)?;
+        if was_direct
+            && self.calls[&call_id].count(PartyStatus::Joined)
+                + self.calls[&call_id].count(PartyStatus::Ringing)
+                <= 2
+        {
+            self.calls.get_mut(&call_id).expect("live").kind = CallKind::Direct;
+        }
+        self.leave(now, call_id, idx, LeaveReason::Hangup);
+        Ok(())
+    }
+
+    /// The devices a user is online on, newest last.
+    pub fn devices_of(&self, user: Uuid) -> Vec<DeviceId> {
+        self.user_devices.get(&user).cloned().unwrap_or_default()
+    }
+
+    /// The user a device acts for.
+    pub fn device_user(&self, device: DeviceId) -> Option<Uuid> {
+        self.devices.get(&device).and_then(|d| d.user)
+    }
+
+    /// The label of a device.
+    pub fn device_label(&self, device: DeviceId) -> Option<&str> {
+        self.devices.get(&device).map(|d| d.label.as_str())
+    }
+
+    /// A live call's event log.
+    pub fn call_events(&self, call_id: Uuid) -> Option<&[crate::wire::CallEvent]> {
+        self.calls.get(&call_id).map(|c| c.events.as_slice())
+    }
+
+    /// Checks a token (and `act_as`) without connecting anything.
+    pub fn authenticate(
+        &self,
+        token: &str,
+        act_as: Option<&str>,
+    ) -> Result<Option<Uuid>, SwitchError> {
+        let identity = self
+            .directory
+            .authenticate(token)
+            .ok_or(SwitchError::Unauthorized)?;
+        match (identity, act_as) {
+            (Identity::Admin, None) => Ok(None),
+            (Identity::Admin, Some(target)) => Ok(Some(self.resolve(target)?.id)),
+            (Identity::User(id), None) => Ok(Some(id)),
+            (Identity::User(id), Some(target)) => {
+                if self.resolve(target)?.id != id {
+                    return Err(SwitchError::Forbidden(
+                        "only the admin token may act as another user".into(),
+                    ));
+                }
+                Ok(Some(id))
+            }
+        }
     }
 
     /// Adds users to a running call; it becomes a group call.

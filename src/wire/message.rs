@@ -7,8 +7,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
-    CallKind, CallRecord, CallSummary, EndReason, ErrorCode, LeaveReason, PartyRef, RingStopReason,
-    Role, StatsSnapshot, UserPresence,
+    CallKind, CallRecord, CallSummary, EndReason, ErrorCode, LeaveReason, PartyRef, PluginInfo,
+    RingStopReason, Role, StatsSnapshot, UserPresence,
 };
 
 /// What a client asks for.
@@ -58,6 +58,13 @@ pub enum Request {
     ListUsers,
     /// Admin: counters.
     Stats,
+    /// Admin: loaded plugins.
+    ListPlugins,
+    /// Admin: reload one plugin (or all, without `name`) from its file.
+    ReloadPlugins {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
 }
 
 impl Request {
@@ -78,6 +85,8 @@ impl Request {
         "admin_hangup",
         "list_users",
         "stats",
+        "list_plugins",
+        "reload_plugins",
     ];
 
     /// True for the requests only an admin may make.
@@ -89,6 +98,8 @@ impl Request {
                 | Request::AdminHangup { .. }
                 | Request::ListUsers
                 | Request::Stats
+                | Request::ListPlugins
+                | Request::ReloadPlugins { .. }
         )
     }
 }
@@ -168,7 +179,7 @@ pub struct MediaPeer {
 }
 
 /// Everything the switch sends.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     // ---- replies ----
@@ -214,6 +225,11 @@ pub enum ServerMessage {
     Stats {
         req: u64,
         stats: StatsSnapshot,
+    },
+    /// Reply to `list_plugins` and `reload_plugins`.
+    Plugins {
+        req: u64,
+        plugins: Vec<PluginInfo>,
     },
 
     // ---- events ----
@@ -293,6 +309,11 @@ pub enum ServerMessage {
         call_id: Uuid,
         reason: EndReason,
     },
+    /// A JSON notification from a plugin (the `notify` capability).
+    Notification {
+        plugin: String,
+        body: serde_json::Value,
+    },
 }
 
 impl ServerMessage {
@@ -304,7 +325,8 @@ impl ServerMessage {
             | ServerMessage::Calls { req, .. }
             | ServerMessage::CallLog { req, .. }
             | ServerMessage::Users { req, .. }
-            | ServerMessage::Stats { req, .. } => Some(*req),
+            | ServerMessage::Stats { req, .. }
+            | ServerMessage::Plugins { req, .. } => Some(*req),
             ServerMessage::Error { req, .. } => *req,
             _ => None,
         }

@@ -121,19 +121,89 @@ pub struct CallEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum CallEventKind {
-    Created { by: PartyRef, device: u64 },
-    Ringing { user: PartyRef, device: u64 },
-    Answered { user: PartyRef, device: u64 },
-    Joined { user: PartyRef, device: u64 },
-    Left { user: PartyRef, reason: LeaveReason },
-    Held { user: PartyRef },
-    Resumed { user: PartyRef },
-    Busy { user: PartyRef },
-    Declined { user: PartyRef, device: u64 },
-    NoAnswer { user: PartyRef },
-    Unavailable { user: PartyRef },
-    Dtmf { user: PartyRef, digits: String },
-    Ended { reason: EndReason },
+    Created {
+        by: PartyRef,
+        device: u64,
+    },
+    Ringing {
+        user: PartyRef,
+        device: u64,
+    },
+    Answered {
+        user: PartyRef,
+        device: u64,
+    },
+    Joined {
+        user: PartyRef,
+        device: u64,
+    },
+    Left {
+        user: PartyRef,
+        reason: LeaveReason,
+    },
+    Held {
+        user: PartyRef,
+    },
+    Resumed {
+        user: PartyRef,
+    },
+    Busy {
+        user: PartyRef,
+    },
+    Declined {
+        user: PartyRef,
+        device: u64,
+    },
+    NoAnswer {
+        user: PartyRef,
+    },
+    Unavailable {
+        user: PartyRef,
+    },
+    Dtmf {
+        user: PartyRef,
+        digits: String,
+    },
+    /// A policy plugin's verdict on this call.
+    Policy(PolicyNote),
+    Ended {
+        reason: EndReason,
+    },
+}
+
+/// A policy plugin's verdict, as logged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyNote {
+    pub plugin: String,
+    /// `on-dial`, `on-answer`, ...
+    pub hook: String,
+    /// `allow`, `deny`, `busy`, `redirect`, `ring-also`, `failed-open`,
+    /// `failed-closed`.
+    pub verdict: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// A loaded plugin as `callswitch plugins` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginInfo {
+    pub name: String,
+    pub world: String,
+    pub path: String,
+    /// SHA-256 of the component.
+    pub hash: String,
+    /// Host interfaces it imports (its used grants).
+    pub imports: Vec<String>,
+    pub hooks: Vec<String>,
+    pub on_error: String,
+    pub deadline_ms: u64,
+    pub memory_mb: u64,
+    /// Hook calls served, failures among them, and time spent in them.
+    pub calls: u64,
+    pub failures: u64,
+    pub time_us: u64,
+    /// Instances made (the first, and one after each failure).
+    pub instantiations: u64,
 }
 
 /// A party as recorded.

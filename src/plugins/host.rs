@@ -1,0 +1,306 @@
+//! The plugin host: compiles components once (cached precompiled in the
+//! data directory, keyed by content hash and engine), checks their imports
+//! against their grants, pre-instantiates them, and keeps the current chain
+//! of policy plugins, which a reload swaps atomically.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::Engine;
+
+use super::bindings::{Policy, PolicyPre};
+use super::engine::{build_engine, start_epoch_ticker};
+use super::grants::check_imports;
+use super::policy::{PluginStats, PolicyParts, PolicyPlugin};
+use super::state::{HostContext, KvSpace, PluginState};
+use super::{builtin, PluginError};
+use crate::config::PluginConfig;
+use crate::wire::PluginInfo;
+
+/// The ordered policy chain in force.
+pub type Chain = Arc<Vec<Arc<PolicyPlugin>>>;
+
+pub struct PluginHost {
+    engine: Engine,
+    linker: Linker<PluginState>,
+    cache_dir: PathBuf,
+    config_dir: PathBuf,
+    configs: Vec<PluginConfig>,
+    chain: RwLock<Chain>,
+    kv: Mutex<HashMap<String, KvSpace>>,
+    stats: Mutex<HashMap<String, Arc<PluginStats>>>,
+    pub context: Arc<HostContext>,
+}
+
+impl PluginHost {
+    /// Loads every configured plugin; the first that fails stops start-up
+    /// with an error naming it.
+    pub async fn load(
+        configs: &[PluginConfig],
+        config_dir: &Path,
+        data_dir: &Path,
+        context: Arc<HostContext>,
+    ) -> Result<Self, PluginError> {
+        let engine = build_engine().map_err(PluginError::Engine)?;
+        start_epoch_ticker(&engine);
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| PluginError::Engine(e.to_string()))?;
+        Policy::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)
+            .map_err(|e| PluginError::Engine(e.to_string()))?;
+        let cache_dir = data_dir.join("plugin-cache");
+        std::fs::create_dir_all(&cache_dir).map_err(|e| PluginError::Cache(e.to_string()))?;
+        let host = PluginHost {
+            engine,
+            linker,
+            cache_dir,
+            config_dir: config_dir.to_path_buf(),
+            configs: configs.to_vec(),
+            chain: RwLock::new(Arc::new(Vec::new())),
+            kv: Mutex::default(),
+            stats: Mutex::default(),
+            context,
+        };
+        let mut chain = Vec::new();
+        for c in configs {
+            chain.push(Arc::new(host.load_one(c).await?));
+        }
+        *host.chain.write().expect("chain lock") = Arc::new(chain);
+        Ok(host)
+    }
+
+    /// The chain in force; a reload does not disturb a caller holding it.
+    pub fn chain(&self) -> Chain {
+        self.chain.read().expect("chain lock").clone()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.chain().is_empty()
+    }
+
+    /// Reloads one plugin (or all): each new version is loaded and warmed
+    /// first; only then is it swapped in. A version that fails leaves the old
+    /// one serving, and the error says why.
+    pub async fn reload(&self, name: Option<&str>) -> Result<Vec<PluginInfo>, PluginError> {
+        let targets: Vec<&PluginConfig> = self
+            .configs
+            .iter()
+            .filter(|c| name.is_none_or(|n| c.name.get_ref() == n))
+            .collect();
+        if targets.is_empty() {
+            return Err(PluginError::Unknown(name.unwrap_or_default().to_string()));
+        }
+        let mut fresh = Vec::new();
+        for c in targets {
+            fresh.push(Arc::new(self.load_one(c).await?));
+        }
+        let mut guard = self.chain.write().expect("chain lock");
+        let mut chain: Vec<Arc<PolicyPlugin>> = guard.as_ref().clone();
+        for plugin in &fresh {
+            if let Some(slot) = chain.iter_mut().find(|p| p.name == plugin.name) {
+                *slot = plugin.clone();
+            }
+        }
+        *guard = Arc::new(chain);
+        drop(guard);
+        for p in &fresh {
+            info!(plugin = %p.name, hash = %&p.hash[..12], "plugin reloaded");
+        }
+        Ok(fresh.iter().map(|p| info_of(p)).collect())
+    }
+
+    /// What `callswitch plugins` shows.
+    pub fn list(&self) -> Vec<PluginInfo> {
+        self.chain().iter().map(|p| info_of(p)).collect()
+    }
+
+    /// Reloads plugins with `watch = true` when their file changes.
+    pub fn spawn_watcher(self: &Arc<Self>) {
+        let watched: Vec<(String, PathBuf)> = self
+            .configs
+            .iter()
+            .filter(|c| c.watch && !c.path.starts_with(builtin::PREFIX))
+            .map(|c| (c.name.get_ref().clone(), self.resolve_path(&c.path)))
+            .collect();
+        if watched.is_empty() {
+            return;
+        }
+        let host = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+            let mut seen: Vec<Option<SystemTime>> = watched.iter().map(|(_, p)| mtime(p)).collect();
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let Some(host) = host.upgrade() else { return };
+                for (i, (name, path)) in watched.iter().enumerate() {
+                    let now = mtime(path);
+                    if now != seen[i] {
+                        seen[i] = now;
+                        match host.reload(Some(name)).await {
+                            Ok(_) => info!(plugin = %name, "reloaded after a file change"),
+                            Err(e) => {
+                                warn!(plugin = %name, error = %e, "changed file failed to load; the old version keeps serving")
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    fn resolve_path(&self, path: &str) -> PathBuf {
+        let p = PathBuf::from(path);
+        if p.is_absolute() {
+            p
+        } else {
+            self.config_dir.join(p)
+        }
+    }
+
+    async fn load_one(&self, c: &PluginConfig) -> Result<PolicyPlugin, PluginError> {
+        let name = c.name.get_ref().clone();
+        let fail = |why: String| PluginError::Load {
+            plugin: name.clone(),
+            why,
+        };
+        let bytes = match builtin::bytes(&c.path) {
+            Some(b) => b.map_err(&fail)?.to_vec(),
+            None => {
+                let path = self.resolve_path(&c.path);
+                std::fs::read(&path)
+                    .map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?
+            }
+        };
+        let hash = hex::encode(Sha256::digest(&bytes));
+        let component = self.compile_cached(&bytes, &hash).map_err(&fail)?;
+        let imports = check_imports(&self.engine, &component, &c.grants).map_err(&fail)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(PolicyPre::new)
+            .map_err(|e| fail(format!("it does not implement the `policy` world: {e:#}")))?;
+        let kv = self
+            .kv
+            .lock()
+            .expect("kv lock")
+            .entry(name.clone())
+            .or_default()
+            .clone();
+        let stats = self
+            .stats
+            .lock()
+            .expect("stats lock")
+            .entry(name.clone())
+            .or_default()
+            .clone();
+        let plugin = PolicyPlugin::new(PolicyParts {
+            name: name.clone(),
+            path: c.path.clone(),
+            hash,
+            on_error: c.on_error,
+            deadline_ms: c.deadline_ms,
+            memory_mb: c.memory_mb,
+            imports,
+            pre,
+            kv,
+            settings: Arc::new(settings(&c.config)),
+            host: self.context.clone(),
+            stats,
+        });
+        plugin
+            .warm_up()
+            .await
+            .map_err(|e| fail(format!("its first instance failed: {e}")))?;
+        Ok(plugin)
+    }
+
+    /// Compiles a component, or loads it precompiled from the cache.
+    fn compile_cached(&self, bytes: &[u8], hash: &str) -> Result<Component, String> {
+        let mut h = Sha256::new();
+        std::hash::Hash::hash(
+            &self.engine.precompile_compatibility_hash(),
+            &mut HashWriter(&mut h),
+        );
+        let engine_key = hex::encode(&h.finalize()[..8]);
+        let path = self.cache_dir.join(format!("{hash}-{engine_key}.cwasm"));
+        if path.exists() {
+            // SAFETY: the file was written by `Component::serialize` of an
+            // engine with the same compatibility hash, in our own data dir.
+            match unsafe { Component::deserialize_file(&self.engine, &path) } {
+                Ok(c) => return Ok(c),
+                Err(e) => {
+                    warn!(path = %path.display(), error = %e, "stale plugin cache entry; recompiling")
+                }
+            }
+        }
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| format!("not a valid component: {e:#}"))?;
+        if let Ok(serialized) = component.serialize() {
+            let tmp = path.with_extension("tmp");
+            if std::fs::write(&tmp, serialized)
+                .and_then(|_| std::fs::rename(&tmp, &path))
+                .is_err()
+            {
+                warn!(path = %path.display(), "could not cache the compiled plugin");
+            }
+        }
+        Ok(component)
+    }
+}
+
+/// Feeds `Hash` into a SHA-256.
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl std::hash::Hasher for HashWriter<'_> {
+    fn finish(&self) -> u64 {
+        0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}
+
+/// A plugin's settings as strings: TOML strings unquoted, other values as TOML.
+fn settings(table: &toml::Table) -> BTreeMap<String, String> {
+    table
+        .iter()
+        .map(|(k, v)| {
+            let text = match v {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (k.clone(), text)
+        })
+        .collect()
+}
+
+fn info_of(p: &PolicyPlugin) -> PluginInfo {
+    use std::sync::atomic::Ordering::Relaxed;
+    PluginInfo {
+        name: p.name.clone(),
+        world: "policy".into(),
+        path: p.path.clone(),
+        hash: p.hash.clone(),
+        imports: p.imports.iter().cloned().collect(),
+        hooks: vec![
+            "on-connect".into(),
+            "on-dial".into(),
+            "on-answer".into(),
+            "on-transfer".into(),
+            "on-message".into(),
+            "on-event".into(),
+        ],
+        on_error: format!("{:?}", p.on_error).to_lowercase(),
+        deadline_ms: p.deadline_ms,
+        memory_mb: p.memory_mb,
+        calls: p.stats.calls.load(Relaxed),
+        failures: p.stats.failures.load(Relaxed),
+        time_us: p.stats.nanos.load(Relaxed) / 1000,
+        instantiations: p.stats.instantiations.load(Relaxed),
+    }
+}

@@ -1,0 +1,254 @@
+//! One loaded policy plugin: its pre-instantiated component, a warm
+//! instance reused across hook calls, the limits every call runs under
+//! (epoch deadline, memory cap), and its counters. A call that traps, runs
+//! past its deadline or exhausts its memory throws the instance away; the
+//! next call starts from a fresh one.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::warn;
+use uuid::Uuid;
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, StoreLimitsBuilder, Trap};
+use wasmtime_wasi::WasiCtxBuilder;
+
+use super::bindings::{
+    CallEvent, CallInfo, ConnectVerdict, DialVerdict, Identity, Policy, PolicyPre, Verdict,
+};
+use super::engine::EPOCH_TICK;
+use super::state::{HostContext, KvSpace, PluginState};
+use crate::config::OnError;
+
+/// Why a hook produced no usable answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HookFailure {
+    #[error("ran past its {0} ms deadline")]
+    Deadline(u64),
+    #[error("exceeded its {0} MiB memory cap")]
+    Memory(u64),
+    #[error("trapped: {0}")]
+    Trap(String),
+    #[error("returned an invalid answer: {0}")]
+    Invalid(String),
+    #[error("could not be instantiated: {0}")]
+    Instantiate(String),
+}
+
+/// Counters shown by `callswitch plugins`.
+#[derive(Debug, Default)]
+pub struct PluginStats {
+    pub calls: AtomicU64,
+    pub failures: AtomicU64,
+    pub nanos: AtomicU64,
+    pub instantiations: AtomicU64,
+}
+
+struct Warm {
+    store: Store<PluginState>,
+    policy: Policy,
+}
+
+/// Everything needed to make instances of one plugin version.
+pub struct PolicyPlugin {
+    pub name: String,
+    pub path: String,
+    /// SHA-256 of the component bytes.
+    pub hash: String,
+    pub on_error: OnError,
+    pub deadline_ms: u64,
+    pub memory_mb: u64,
+    /// The callswitch interfaces it imports.
+    pub imports: BTreeSet<String>,
+    pub stats: Arc<PluginStats>,
+    pre: PolicyPre<PluginState>,
+    kv: KvSpace,
+    settings: Arc<std::collections::BTreeMap<String, String>>,
+    host: Arc<HostContext>,
+    warm: tokio::sync::Mutex<Option<Warm>>,
+}
+
+/// The parts of a plugin's configuration an instance needs.
+pub struct PolicyParts {
+    pub name: String,
+    pub path: String,
+    pub hash: String,
+    pub on_error: OnError,
+    pub deadline_ms: u64,
+    pub memory_mb: u64,
+    pub imports: BTreeSet<String>,
+    pub pre: PolicyPre<PluginState>,
+    pub kv: KvSpace,
+    pub settings: Arc<std::collections::BTreeMap<String, String>>,
+    pub host: Arc<HostContext>,
+    pub stats: Arc<PluginStats>,
+}
+
+/// Runs one hook on the warm instance (making one when needed) under the
+/// deadline; on failure the instance is dropped.
+macro_rules! hook {
+    ($self:ident, $hook:literal, $call_id:expr, |$policy:ident, $store:ident| $call:expr) => {{
+        let started = Instant::now();
+        let mut guard = $self.warm.lock().await;
+        let result = match $self.warm_instance(&mut guard).await {
+            Err(e) => Err(e),
+            Ok(warm) => {
+                let ticks = ($self.deadline_ms * 1000 / EPOCH_TICK.as_micros() as u64).max(1);
+                warm.store.set_epoch_deadline(ticks);
+                let $policy = &warm.policy;
+                let $store = &mut warm.store;
+                $call.await.map_err(|e| $self.classify(e))
+            }
+        };
+        if result.is_err() {
+            *guard = None;
+        }
+        drop(guard);
+        $self.account(started.elapsed(), result.is_err());
+        if let Err(failure) = &result {
+            warn!(plugin = %$self.name, hook = $hook, call_id = ?$call_id, %failure, "plugin hook failed");
+        }
+        result
+    }};
+}
+
+impl PolicyPlugin {
+    pub fn new(p: PolicyParts) -> Self {
+        PolicyPlugin {
+            name: p.name,
+            path: p.path,
+            hash: p.hash,
+            on_error: p.on_error,
+            deadline_ms: p.deadline_ms,
+            memory_mb: p.memory_mb,
+            imports: p.imports,
+            stats: p.stats,
+            pre: p.pre,
+            kv: p.kv,
+            settings: p.settings,
+            host: p.host,
+            warm: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Makes the first instance now, so a plugin that cannot start fails
+    /// at load rather than on the first call.
+    pub async fn warm_up(&self) -> Result<(), HookFailure> {
+        let mut guard = self.warm.lock().await;
+        self.warm_instance(&mut guard).await.map(|_| ())
+    }
+
+    async fn warm_instance<'a>(
+        &self,
+        slot: &'a mut Option<Warm>,
+    ) -> Result<&'a mut Warm, HookFailure> {
+        if slot.is_none() {
+            let limits = StoreLimitsBuilder::new()
+                .memory_size((self.memory_mb as usize) << 20)
+                .trap_on_grow_failure(true)
+                .build();
+            let state = PluginState {
+                plugin: self.name.as_str().into(),
+                // Nothing inherited: no env, args, files or stdio.
+                wasi: WasiCtxBuilder::new().build(),
+                table: ResourceTable::new(),
+                limits,
+                kv: self.kv.clone(),
+                settings: self.settings.clone(),
+                host: self.host.clone(),
+            };
+            let mut store = Store::new(self.pre.engine(), state);
+            store.limiter(|s| &mut s.limits);
+            // Instantiation runs guest start code too: bound it as well.
+            store.set_epoch_deadline(
+                (self.deadline_ms * 1000 / EPOCH_TICK.as_micros() as u64).max(1) * 4,
+            );
+            let policy = self
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(|e| HookFailure::Instantiate(format!("{e:#}")))?;
+            self.stats.instantiations.fetch_add(1, Relaxed);
+            *slot = Some(Warm { store, policy });
+        }
+        Ok(slot.as_mut().expect("just made"))
+    }
+
+    fn classify(&self, e: wasmtime::Error) -> HookFailure {
+        match e.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => HookFailure::Deadline(self.deadline_ms),
+            Some(Trap::AllocationTooLarge) => HookFailure::Memory(self.memory_mb),
+            _ => {
+                let text = format!("{e:#}");
+                if text.contains("memory") && (text.contains("grow") || text.contains("limit")) {
+                    HookFailure::Memory(self.memory_mb)
+                } else {
+                    HookFailure::Trap(text.lines().next().unwrap_or_default().to_string())
+                }
+            }
+        }
+    }
+
+    fn account(&self, spent: Duration, failed: bool) {
+        self.stats.calls.fetch_add(1, Relaxed);
+        self.stats.nanos.fetch_add(spent.as_nanos() as u64, Relaxed);
+        if failed {
+            self.stats.failures.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Counts a failure found after the hook returned (an invalid answer).
+    pub fn count_invalid(&self, hook: &str, call_id: Option<Uuid>, why: &str) {
+        self.stats.failures.fetch_add(1, Relaxed);
+        warn!(plugin = %self.name, hook, call_id = ?call_id, failure = why, "plugin returned an invalid answer");
+    }
+
+    pub async fn on_connect(&self, client: &Identity) -> Result<ConnectVerdict, HookFailure> {
+        hook!(self, "on-connect", None::<Uuid>, |p, s| p
+            .call_on_connect(s, client))
+    }
+
+    pub async fn on_dial(
+        &self,
+        call_id: Uuid,
+        call: &CallInfo,
+        caller: &Identity,
+        targets: &[Identity],
+    ) -> Result<DialVerdict, HookFailure> {
+        hook!(self, "on-dial", Some(call_id), |p, s| p
+            .call_on_dial(s, call, caller, targets))
+    }
+
+    pub async fn on_answer(
+        &self,
+        call_id: Uuid,
+        call: &CallInfo,
+        answerer: &Identity,
+    ) -> Result<Verdict, HookFailure> {
+        hook!(self, "on-answer", Some(call_id), |p, s| p
+            .call_on_answer(s, call, answerer))
+    }
+
+    pub async fn on_transfer(
+        &self,
+        call_id: Uuid,
+        call: &CallInfo,
+        from: &Identity,
+        to: &Identity,
+    ) -> Result<Verdict, HookFailure> {
+        hook!(self, "on-transfer", Some(call_id), |p, s| p
+            .call_on_transfer(s, call, from, to))
+    }
+
+    pub async fn on_event(
+        &self,
+        call_id: Uuid,
+        call: &CallInfo,
+        event: &CallEvent,
+    ) -> Result<(), HookFailure> {
+        hook!(self, "on-event", Some(call_id), |p, s| p
+            .call_on_event(s, call, event))
+    }
+}

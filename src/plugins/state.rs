@@ -1,0 +1,96 @@
+//! What a plugin's store holds: the closed WASI context, its memory limits,
+//! and handles to the capabilities it was granted (its key-value space,
+//! its settings, a read view of the switch and a command channel).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+use wasmtime::component::ResourceTable;
+use wasmtime::StoreLimits;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::switch::Directory;
+use crate::wire::CallSummary;
+
+/// A plugin's key-value space; kept by the host across reloads.
+pub type KvSpace = Arc<Mutex<BTreeMap<String, Vec<u8>>>>;
+
+/// A request from a plugin to act on the switch (`calls-control`, `notify`).
+#[derive(Debug)]
+pub enum PluginCommand {
+    Dial {
+        plugin: String,
+        as_user: Uuid,
+        targets: Vec<String>,
+        reply: oneshot::Sender<Result<Uuid, String>>,
+    },
+    Hangup {
+        plugin: String,
+        call_id: Uuid,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    AddParty {
+        plugin: String,
+        call_id: Uuid,
+        target: String,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    Transfer {
+        plugin: String,
+        call_id: Uuid,
+        from_user: Uuid,
+        to_target: String,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    Notify {
+        plugin: String,
+        user: Uuid,
+        body: serde_json::Value,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+}
+
+/// What plugins can see of the switch: the directory, and a snapshot of
+/// live calls and online devices that the driver keeps current.
+pub struct HostContext {
+    pub directory: Directory,
+    pub calls: RwLock<HashMap<Uuid, CallSummary>>,
+    pub online: RwLock<HashMap<Uuid, Vec<String>>>,
+    pub commands: OnceLock<mpsc::Sender<PluginCommand>>,
+    pub started: Instant,
+}
+
+impl HostContext {
+    pub fn new(directory: Directory) -> Self {
+        HostContext {
+            directory,
+            calls: RwLock::default(),
+            online: RwLock::default(),
+            commands: OnceLock::new(),
+            started: Instant::now(),
+        }
+    }
+}
+
+/// The data of one plugin instance's store.
+pub struct PluginState {
+    pub plugin: Arc<str>,
+    pub wasi: WasiCtx,
+    pub table: ResourceTable,
+    pub limits: StoreLimits,
+    pub kv: KvSpace,
+    pub settings: Arc<BTreeMap<String, String>>,
+    pub host: Arc<HostContext>,
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
