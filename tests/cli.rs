@@ -37,7 +37,7 @@ fn ok(out: Output) -> String {
 /// Starts `serve` and waits for its fingerprint line.
 fn serve(dir: &Path) -> Child {
     let config = dir.join("switch.toml");
-    std::fs::write(&config, config_text(Knobs::default())).unwrap();
+    std::fs::write(&config, config_text(&Knobs::default())).unwrap();
     let mut child = Command::new(BIN)
         .arg("serve")
         .arg("--config")

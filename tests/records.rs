@@ -131,7 +131,7 @@ async fn a_torn_record_file_is_repaired_on_start() {
     let mut f = std::fs::File::create(dir.path().join(RECORDS_FILE)).unwrap();
     f.write_all(b"{\"call_id\":\"half-written").unwrap();
     drop(f);
-    let config = callswitch::config::Config::parse(&config_text(Knobs::default())).unwrap();
+    let config = callswitch::config::Config::parse(&config_text(&Knobs::default())).unwrap();
     let handle = callswitch::server::start(&config, dir.path())
         .await
         .unwrap();

@@ -13,11 +13,13 @@ use tempfile::TempDir;
 pub const WAIT: Duration = Duration::from_secs(10);
 
 /// Knobs the tests turn on top of the embedded default config.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct Knobs {
     pub ring_timeout_secs: u64,
     pub idle_timeout_ms: u64,
     pub max_participants: usize,
+    /// TOML appended to the config (e.g. `[[plugin]]` tables).
+    pub extra: String,
 }
 
 impl Default for Knobs {
@@ -26,13 +28,14 @@ impl Default for Knobs {
             ring_timeout_secs: 60,
             idle_timeout_ms: 30_000,
             max_participants: 16,
+            extra: String::new(),
         }
     }
 }
 
 /// The default config on a free port with the given knobs.
-pub fn config_text(k: Knobs) -> String {
-    DEFAULT_CONFIG
+pub fn config_text(k: &Knobs) -> String {
+    let mut text = DEFAULT_CONFIG
         .replace("listen = \"127.0.0.1:4433\"", "listen = \"127.0.0.1:0\"")
         .replace(
             "ring_timeout_secs = 60",
@@ -45,7 +48,10 @@ pub fn config_text(k: Knobs) -> String {
         .replace(
             "max_participants = 16",
             &format!("max_participants = {}", k.max_participants),
-        )
+        );
+    text.push('\n');
+    text.push_str(&k.extra);
+    text
 }
 
 pub struct TestSwitch {
@@ -61,7 +67,7 @@ impl TestSwitch {
 
     pub async fn start_with(knobs: Knobs) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let handle = start_in(&dir, knobs).await;
+        let handle = start_in(&dir, &knobs).await.expect("switch starts");
         TestSwitch {
             handle: Some(handle),
             dir,
@@ -100,7 +106,11 @@ impl TestSwitch {
     /// Graceful shutdown, then start again on the same data directory.
     pub async fn restart(&mut self) {
         self.handle.take().unwrap().shutdown().await;
-        self.handle = Some(start_in(&self.dir, self.knobs).await);
+        self.handle = Some(
+            start_in(&self.dir, &self.knobs)
+                .await
+                .expect("switch restarts"),
+        );
     }
 
     pub async fn stop(&mut self) {
@@ -110,11 +120,10 @@ impl TestSwitch {
     }
 }
 
-async fn start_in(dir: &TempDir, knobs: Knobs) -> ServerHandle {
-    let config = Config::parse(&config_text(knobs)).expect("test config");
-    server::start(&config, dir.path())
-        .await
-        .expect("switch starts")
+pub async fn start_in(dir: &TempDir, knobs: &Knobs) -> Result<ServerHandle, server::ServerError> {
+    let mut config = Config::parse(&config_text(knobs)).expect("test config");
+    config.base_dir = dir.path().to_path_buf();
+    server::start(&config, dir.path()).await
 }
 
 /// Waits for an event matching `pred`, skipping others.
