@@ -54,9 +54,10 @@ async fn the_record_is_on_disk_before_the_end_is_announced() {
                 .to_string()
         })
         .collect();
+    // The default config's max-calls policy vetted the dial and the answer.
     assert_eq!(
         kinds,
-        ["created", "ringing", "answered", "joined", "dtmf", "left", "ended"]
+        ["created", "policy", "ringing", "policy", "answered", "joined", "dtmf", "left", "ended"]
     );
 }
 

@@ -110,6 +110,33 @@ impl CdrStore {
     }
 }
 
+impl CdrStore {
+    /// Ids of every recorded call, so ids are never reused across restarts.
+    pub fn call_ids(dir: &Path) -> Result<std::collections::HashSet<Uuid>, CdrError> {
+        #[derive(serde::Deserialize)]
+        struct IdOnly {
+            call_id: Uuid,
+        }
+        let path = dir.join(RECORDS_FILE);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
+            Err(source) => return Err(CdrError::Io { path, source }),
+        };
+        let mut ids = std::collections::HashSet::new();
+        for line in BufReader::new(file).lines() {
+            let line = line.map_err(|source| CdrError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            if let Ok(r) = serde_json::from_str::<IdOnly>(&line) {
+                ids.insert(r.call_id);
+            }
+        }
+        Ok(ids)
+    }
+}
+
 /// Length of the file up to and including its last newline.
 fn complete_prefix_len(file: &mut File, len: u64) -> std::io::Result<u64> {
     const CHUNK: u64 = 64 * 1024;

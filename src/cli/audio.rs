@@ -5,13 +5,37 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 
-/// Frames per second: one frame every 20 ms.
+/// Frames per second at low sample rates: one frame every 20 ms.
 pub const FRAMES_PER_SECOND: u32 = 50;
 
-/// A WAV file cut into 20 ms payloads.
+/// Largest payload sent in one datagram: QUIC datagrams must fit a packet
+/// (about 1,200 bytes on the safe side), header and overhead included.
+pub const MAX_PAYLOAD: usize = 1000;
+
+/// A WAV file cut into payloads of 20 ms (or less at high sample rates, so
+/// that a frame fits a datagram).
 pub struct WavFrames {
     pub sample_rate: u32,
+    pub samples_per_frame: u32,
     pub frames: Vec<Vec<u8>>,
+}
+
+impl WavFrames {
+    /// Time between frames.
+    pub fn frame_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(
+            self.samples_per_frame as f64 / self.sample_rate.max(1) as f64,
+        )
+    }
+}
+
+/// Samples per frame: 20 ms, halved until a frame fits `MAX_PAYLOAD`.
+pub fn samples_per_frame(sample_rate: u32) -> u32 {
+    let mut n = (sample_rate / FRAMES_PER_SECOND).max(1);
+    while n as usize * 2 > MAX_PAYLOAD && n > 1 {
+        n /= 2;
+    }
+    n
 }
 
 /// Reads a mono (or first-channel of a multi-channel) 16-bit PCM WAV.
@@ -31,13 +55,14 @@ pub fn read_wav(path: &Path) -> anyhow::Result<WavFrames> {
         .step_by(channels)
         .collect::<Result<_, _>>()
         .with_context(|| format!("reading {}", path.display()))?;
-    let per_frame = (spec.sample_rate / FRAMES_PER_SECOND).max(1) as usize;
+    let per_frame = samples_per_frame(spec.sample_rate);
     let frames = samples
-        .chunks(per_frame)
+        .chunks(per_frame as usize)
         .map(|chunk| chunk.iter().flat_map(|s| s.to_le_bytes()).collect())
         .collect();
     Ok(WavFrames {
         sample_rate: spec.sample_rate,
+        samples_per_frame: per_frame,
         frames,
     })
 }
@@ -71,5 +96,22 @@ impl WavRecorder {
     pub fn finish(self) -> anyhow::Result<()> {
         self.writer.finalize()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_fit_a_datagram_at_any_rate() {
+        assert_eq!(samples_per_frame(8000), 160);
+        assert_eq!(samples_per_frame(16000), 320);
+        for rate in [8000, 16000, 44100, 48000, 96000] {
+            assert!(
+                samples_per_frame(rate) as usize * 2 <= MAX_PAYLOAD,
+                "{rate}"
+            );
+        }
     }
 }

@@ -143,7 +143,10 @@ pub async fn dial(args: DialArgs) -> anyhow::Result<()> {
     let mut channel = None;
     let mut hangup_at: Option<Instant> = None;
     let mut next_frame = 0usize;
-    let frame_gap = Duration::from_millis(1000 / FRAMES_PER_SECOND as u64);
+    let frame_gap = wav
+        .as_ref()
+        .map(|w| w.frame_interval())
+        .unwrap_or(Duration::from_millis(1000 / FRAMES_PER_SECOND as u64));
     let mut ticker = tokio::time::interval(frame_gap);
     let mut sent = 0u64;
     let mut received = 0u64;
@@ -176,7 +179,7 @@ pub async fn dial(args: DialArgs) -> anyhow::Result<()> {
             _ = ticker.tick() => {
                 if let (Some(ch), Some(wav)) = (channel, wav.as_ref()) {
                     if let Some(payload) = wav.frames.get(next_frame) {
-                        let samples = (wav.sample_rate / FRAMES_PER_SECOND) * next_frame as u32;
+                        let samples = wav.samples_per_frame.wrapping_mul(next_frame as u32);
                         client.send_frame(&MediaFrame {
                             channel: ch,
                             seq: next_frame as u32,

@@ -19,9 +19,9 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::wire::{
-    decode_frame_len, encode_frame, normalize_fingerprint, CallRecord, CallSummary, ClientFrame,
-    ErrorCode, MediaFrame, PartyRef, PluginInfo, Request, Role, ServerMessage, StatsSnapshot,
-    UserPresence, ALPN, FRAME_HEADER_LEN, PROTOCOL_VERSION,
+    decode_frame_len_max, encode_frame, normalize_fingerprint, CallRecord, CallSummary,
+    ClientFrame, ErrorCode, MediaFrame, PartyRef, PluginInfo, Request, Role, ServerMessage,
+    StatsSnapshot, UserPresence, ALPN, FRAME_HEADER_LEN, MAX_SERVER_FRAME_LEN, PROTOCOL_VERSION,
 };
 
 #[derive(Debug, Error)]
@@ -421,7 +421,7 @@ async fn read_loop(
         if recv.read_exact(&mut header).await.is_err() {
             break;
         }
-        let Ok(len) = decode_frame_len(header) else {
+        let Ok(len) = decode_frame_len_max(header, MAX_SERVER_FRAME_LEN) else {
             break;
         };
         let mut body = vec![0u8; len];

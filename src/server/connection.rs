@@ -15,8 +15,8 @@ use super::driver::{Input, Outbound, OUTBOX_DEPTH};
 use super::relay::{run_datagrams, DeviceMedia, RelayStats};
 use crate::switch::DeviceId;
 use crate::wire::{
-    decode_frame_len, encode_frame, ClientFrame, ErrorCode, FrameError, ServerMessage,
-    FRAME_HEADER_LEN,
+    decode_frame_len, encode_frame_max, ClientFrame, ErrorCode, FrameError, ServerMessage,
+    FRAME_HEADER_LEN, MAX_SERVER_FRAME_LEN,
 };
 
 /// How long a new connection may take to open its control stream.
@@ -92,7 +92,7 @@ async fn read_loop(
             Ok(len) => len,
             Err(e) => {
                 let code = match e {
-                    FrameError::TooLarge(_) => ErrorCode::FrameTooLarge,
+                    FrameError::TooLarge { .. } => ErrorCode::FrameTooLarge,
                     FrameError::Empty => ErrorCode::MalformedFrame,
                 };
                 // Framing is lost: report and close.
@@ -144,7 +144,19 @@ async fn write_loop(
     while let Some(out) = outbox.recv().await {
         match out {
             Outbound::Message(message) => {
-                let frame = encode_frame(&message.to_json()).expect("server frames fit");
+                let frame = match encode_frame_max(&message.to_json(), MAX_SERVER_FRAME_LEN) {
+                    Ok(frame) => frame,
+                    Err(e) => {
+                        // Tell the client instead of silently dropping the reply.
+                        let error = ServerMessage::Error {
+                            req: message.req(),
+                            code: ErrorCode::Internal,
+                            message: format!("reply too large: {e}"),
+                        };
+                        encode_frame_max(&error.to_json(), MAX_SERVER_FRAME_LEN)
+                            .expect("small error")
+                    }
+                };
                 if send.write_all(&frame).await.is_err() {
                     return;
                 }

@@ -104,7 +104,8 @@ pub async fn start(config: &Config, data_dir: &Path) -> Result<ServerHandle, Ser
         }
         (Some(host), Some(rx))
     };
-    let switch = Switch::new(directory, config.switch_settings());
+    let mut switch = Switch::new(directory, config.switch_settings());
+    switch.remember_ended(CdrStore::call_ids(data_dir)?);
     let (driver_tx, driver_rx) = mpsc::channel(4096);
     let driver = Driver::new(
         switch,

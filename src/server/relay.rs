@@ -22,6 +22,10 @@ pub struct RelayStats {
     pub frames_relayed: AtomicU64,
     pub frames_dropped_bad_header: AtomicU64,
     pub frames_dropped_no_route: AtomicU64,
+    /// Frame copies a peer's connection refused (too large, datagrams off).
+    pub frames_dropped_send: AtomicU64,
+    /// Call records that could not be written.
+    pub records_failed: AtomicU64,
     /// Call events not handed to plugins because their queue was full.
     pub plugin_events_dropped: AtomicU64,
 }
@@ -92,6 +96,8 @@ impl DeviceMedia {
         for peer in &route.peers {
             if peer.send_datagram(datagram.clone()).is_ok() {
                 sent += 1;
+            } else {
+                stats.frames_dropped_send.fetch_add(1, Relaxed);
             }
         }
         route.counters.relayed.fetch_add(sent, Relaxed);

@@ -107,6 +107,11 @@ impl Switch {
         }
     }
 
+    /// Marks call ids as used (the ids of calls recorded before a restart).
+    pub fn remember_ended(&mut self, ids: impl IntoIterator<Item = Uuid>) {
+        self.ended.extend(ids);
+    }
+
     pub fn directory(&self) -> &Directory {
         &self.directory
     }
@@ -970,6 +975,9 @@ impl Switch {
             PartyStatus::Ringing
         };
         let call = self.calls.get_mut(&call_id).expect("live call");
+        // A user invited again (after leaving, declining...) takes a fresh
+        // party slot: one entry per user keeps lookups unambiguous.
+        call.parties.retain(|p| p.user.id != user);
         let mut party = Party::new(user_ref.clone(), status);
         match status {
             PartyStatus::Busy => {

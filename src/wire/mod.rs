@@ -14,7 +14,10 @@ mod model;
 pub use datagram::{MediaFrame, MediaHeaderError, MEDIA_HEADER_LEN};
 pub use error_code::ErrorCode;
 pub use fingerprint::{cert_fingerprint, normalize_fingerprint};
-pub use frame::{decode_frame_len, encode_frame, FrameError, FRAME_HEADER_LEN, MAX_FRAME_LEN};
+pub use frame::{
+    decode_frame_len, decode_frame_len_max, encode_frame, encode_frame_max, FrameError,
+    FRAME_HEADER_LEN, MAX_FRAME_LEN, MAX_SERVER_FRAME_LEN,
+};
 pub use message::*;
 pub use model::*;
 

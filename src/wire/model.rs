@@ -102,9 +102,6 @@ pub enum LeaveReason {
 pub enum RingStopReason {
     /// Another device of the same user answered.
     AnsweredElsewhere,
-    /// The invitation was withdrawn: the caller left a group call that
-    /// goes on without them, or the party was removed.
-    Withdrawn,
     /// The ring timeout passed.
     NoAnswer,
 }
@@ -290,5 +287,15 @@ pub struct StatsSnapshot {
     pub frames_dropped: u64,
     pub frames_dropped_bad_header: u64,
     pub frames_dropped_no_route: u64,
+    /// Frame copies a receiver's connection refused (too large for a
+    /// datagram, or datagrams not enabled).
+    #[serde(default)]
+    pub frames_dropped_send: u64,
+    /// Call records that could not be written (see the log).
+    #[serde(default)]
+    pub records_failed: u64,
+    /// Call events not delivered to plugins' `on-event` (queue full).
+    #[serde(default)]
+    pub plugin_events_dropped: u64,
     pub uptime_ms: u64,
 }

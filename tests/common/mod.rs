@@ -34,8 +34,15 @@ impl Default for Knobs {
 }
 
 /// The default config on a free port with the given knobs.
+/// A test that lists its own `[[plugin]]` tables replaces the default
+/// chain, as an operator's config would.
 pub fn config_text(k: &Knobs) -> String {
-    let mut text = DEFAULT_CONFIG
+    let base = if k.extra.contains("[[plugin]]") {
+        DEFAULT_CONFIG.split("# ---- plugins ----").next().unwrap()
+    } else {
+        DEFAULT_CONFIG
+    };
+    let mut text = base
         .replace("listen = \"127.0.0.1:4433\"", "listen = \"127.0.0.1:0\"")
         .replace(
             "ring_timeout_secs = 60",

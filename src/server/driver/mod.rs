@@ -640,7 +640,8 @@ impl Driver {
                 Err(e) => error(req, ErrorCode::Internal, e.to_string()),
             };
             if let Some(outbox) = outbox {
-                let _ = outbox.try_send(Outbound::Message(reply));
+                // A blocking-pool thread may wait for room in the outbox.
+                let _ = outbox.blocking_send(Outbound::Message(reply));
             }
         });
     }
@@ -676,7 +677,10 @@ impl Driver {
                 Ok(()) => {
                     info!(reason = ?record.end_reason, duration_ms = record.duration_ms, "call ended")
                 }
-                Err(e) => error!(error = %e, "call record could not be written"),
+                Err(e) => {
+                    self.stats.records_failed.fetch_add(1, Relaxed);
+                    error!(error = %e, "call record could not be written")
+                }
             }
         }
         if self.plugins.is_some() {
@@ -759,6 +763,9 @@ impl Driver {
             frames_dropped: bad + no_route,
             frames_dropped_bad_header: bad,
             frames_dropped_no_route: no_route,
+            frames_dropped_send: s.frames_dropped_send.load(Relaxed),
+            records_failed: s.records_failed.load(Relaxed),
+            plugin_events_dropped: s.plugin_events_dropped.load(Relaxed),
             uptime_ms: self.clock.start.elapsed().as_millis() as u64,
         }
     }
