@@ -15,6 +15,7 @@
 //! | [`config`] | the TOML configuration and its embedded default |
 //! | [`plugins`] | the wasmtime host: loading, sandboxing and chaining WebAssembly policy plugins |
 //! | [`client`] | the Rust client library (CLI, tests, examples) |
+//! | [`loadgen`] | the load generator and its plain-UDP baseline |
 //! | [`cli`] | the `callswitch` command's subcommands |
 //!
 //! Dependencies point down: `cli -> server, client -> switch, cdr -> wire`.
@@ -32,6 +33,7 @@ pub mod cdr;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod loadgen;
 pub mod plugins;
 pub mod server;
 pub mod switch;

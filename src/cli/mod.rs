@@ -81,8 +81,48 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Measure the switch under load (loopback only; bounded).
+    Load(LoadArgs),
+    /// The plain UDP relay the load generator uses as its baseline.
+    #[command(hide = true)]
+    UdpRelay {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        #[arg(long)]
+        addr_file: PathBuf,
+    },
     /// Print the config digest of a token (reads stdin when TOKEN is absent).
     HashToken { token: Option<String> },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LoadArgs {
+    /// `relay`: audio between call pairs; `setup`: call set-ups per second.
+    #[arg(long, default_value = "relay")]
+    pub mode: String,
+    /// Concurrent 1:1 calls (relay mode), at most 5000.
+    #[arg(long, default_value_t = 100)]
+    pub calls: usize,
+    /// Concurrent callers (setup mode).
+    #[arg(long, default_value_t = 20)]
+    pub callers: usize,
+    /// Warm-up before measuring.
+    #[arg(long, default_value = "2s", value_parser = phone::parse_duration)]
+    pub warmup: std::time::Duration,
+    /// Measurement window (at most 300 s).
+    #[arg(long, default_value = "10s", value_parser = phone::parse_duration)]
+    pub duration: std::time::Duration,
+    /// Pin the switch (and the UDP baseline relay) to this CPU.
+    #[arg(long)]
+    pub switch_cpu: Option<usize>,
+    /// Skip the plain UDP relay baseline.
+    #[arg(long)]
+    pub no_baseline: bool,
+    /// Policy plugins to load in the switch (copies of max-calls).
+    #[arg(long, default_value_t = 0)]
+    pub plugins: usize,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,6 +148,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             remote,
             json,
         } => admin::plugins(remote, action, json).await,
+        Command::Load(args) => load(args).await,
+        Command::UdpRelay { listen, addr_file } => {
+            Ok(crate::loadgen::run_udp_relay(listen, &addr_file)?)
+        }
         Command::HashToken { token } => {
             let token = match token {
                 Some(t) => t,
@@ -122,4 +166,45 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn load(args: LoadArgs) -> anyhow::Result<()> {
+    use crate::loadgen::{relay_table, run_quic, run_setup, run_udp, LoadOptions};
+    let opts = LoadOptions {
+        switch_bin: std::env::current_exe()?,
+        calls: args.calls,
+        warmup: args.warmup,
+        duration: args.duration,
+        switch_cpu: args.switch_cpu,
+        baseline: !args.no_baseline,
+        plugins: args.plugins,
+        progress: true,
+    };
+    match args.mode.as_str() {
+        "relay" => {
+            let mut runs = Vec::new();
+            if opts.baseline {
+                runs.push(run_udp(&opts).await?);
+            }
+            runs.push(run_quic(&opts).await?);
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&runs)?);
+            } else {
+                print!("{}", relay_table(&runs));
+            }
+        }
+        "setup" => {
+            let f = run_setup(&opts, args.callers).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&f)?);
+            } else {
+                println!(
+                    "plugins {}  callers {}  set-ups {}  per second {:.0}  failures {}  switch cpu {:.0}%",
+                    f.plugins, f.callers, f.setups, f.setups_per_s, f.failures, f.switch_cpu_share_pct
+                );
+            }
+        }
+        other => anyhow::bail!("unknown mode `{other}`: use relay or setup"),
+    }
+    Ok(())
 }

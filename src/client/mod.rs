@@ -149,31 +149,7 @@ impl Client {
     /// Connects, opens the control stream and says hello.
     pub async fn connect(opts: ClientOptions) -> Result<(Client, Events, Welcome), ClientError> {
         let (client, events) = Self::connect_unauthenticated(&opts).await?;
-        let reply = client
-            .request(Request::Hello {
-                version: PROTOCOL_VERSION,
-                token: opts.token.clone(),
-                device: opts.device.clone(),
-                act_as: opts.act_as.clone(),
-            })
-            .await?;
-        match reply {
-            ServerMessage::Welcome {
-                role,
-                user,
-                device_id,
-                ..
-            } => Ok((
-                client,
-                events,
-                Welcome {
-                    role,
-                    user,
-                    device_id,
-                },
-            )),
-            other => Err(ClientError::Unexpected(Box::new(other))),
-        }
+        client.hello(&opts).await.map(|w| (client, events, w))
     }
 
     /// Connects and opens the control stream without saying hello (for
@@ -181,34 +157,33 @@ impl Client {
     pub async fn connect_unauthenticated(
         opts: &ClientOptions,
     ) -> Result<(Client, Events), ClientError> {
-        let fingerprint = normalize_fingerprint(&opts.fingerprint)
-            .ok_or_else(|| ClientError::BadFingerprint(opts.fingerprint.clone()))?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| ClientError::Connect(e.to_string()))?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(tls::PinnedCert::new(fingerprint, provider)))
-            .with_no_client_auth();
-        tls.alpn_protocols = vec![ALPN.to_vec()];
-        let crypto =
-            QuicClientConfig::try_from(tls).map_err(|e| ClientError::Connect(e.to_string()))?;
-        let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-        let mut transport = quinn::TransportConfig::default();
-        transport
-            .keep_alive_interval(Some(opts.keep_alive))
-            .datagram_receive_buffer_size(Some(256 * 1024));
-        config.transport_config(Arc::new(transport));
         let bind: SocketAddr = if opts.server.is_ipv4() {
             "0.0.0.0:0".parse().expect("addr")
         } else {
             "[::]:0".parse().expect("addr")
         };
-        let mut endpoint =
+        let endpoint =
             quinn::Endpoint::client(bind).map_err(|e| ClientError::Connect(e.to_string()))?;
-        endpoint.set_default_client_config(config);
+        Self::open(endpoint, opts).await
+    }
+
+    /// Connects and says hello over an existing endpoint: many clients can
+    /// share one UDP socket (the load generator does).
+    pub async fn connect_on(
+        endpoint: quinn::Endpoint,
+        opts: ClientOptions,
+    ) -> Result<(Client, Events, Welcome), ClientError> {
+        let (client, events) = Self::open(endpoint, &opts).await?;
+        client.hello(&opts).await.map(|w| (client, events, w))
+    }
+
+    async fn open(
+        endpoint: quinn::Endpoint,
+        opts: &ClientOptions,
+    ) -> Result<(Client, Events), ClientError> {
+        let config = client_config(opts)?;
         let conn = endpoint
-            .connect(opts.server, "callswitch")
+            .connect_with(config, opts.server, "callswitch")
             .map_err(|e| ClientError::Connect(e.to_string()))?
             .await
             .map_err(|e| ClientError::Connect(e.to_string()))?;
@@ -226,6 +201,30 @@ impl Client {
             },
             Events { rx: events_rx },
         ))
+    }
+
+    async fn hello(&self, opts: &ClientOptions) -> Result<Welcome, ClientError> {
+        let reply = self
+            .request(Request::Hello {
+                version: PROTOCOL_VERSION,
+                token: opts.token.clone(),
+                device: opts.device.clone(),
+                act_as: opts.act_as.clone(),
+            })
+            .await?;
+        match reply {
+            ServerMessage::Welcome {
+                role,
+                user,
+                device_id,
+                ..
+            } => Ok(Welcome {
+                role,
+                user,
+                device_id,
+            }),
+            other => Err(ClientError::Unexpected(Box::new(other))),
+        }
     }
 
     /// Sends a request and waits for its reply; an `error` reply becomes
@@ -408,6 +407,29 @@ impl Client {
         let _ = self.writer.lock().await.finish();
         self.conn.close(0u32.into(), b"bye");
     }
+}
+
+/// TLS with the pinned certificate, ALPN and keep-alives.
+fn client_config(opts: &ClientOptions) -> Result<quinn::ClientConfig, ClientError> {
+    let fingerprint = normalize_fingerprint(&opts.fingerprint)
+        .ok_or_else(|| ClientError::BadFingerprint(opts.fingerprint.clone()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| ClientError::Connect(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(tls::PinnedCert::new(fingerprint, provider)))
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto =
+        QuicClientConfig::try_from(tls).map_err(|e| ClientError::Connect(e.to_string()))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .keep_alive_interval(Some(opts.keep_alive))
+        .datagram_receive_buffer_size(Some(256 * 1024));
+    config.transport_config(Arc::new(transport));
+    Ok(config)
 }
 
 /// Reads server frames: replies complete their request, the rest are events.
