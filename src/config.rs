@@ -14,6 +14,9 @@ use uuid::Uuid;
 
 use crate::switch::{parse_token_hash, Directory, SwitchSettings, TokenDigestCfg, User};
 
+/// Default admission limit (see examples/switch.toml and docs/BENCHMARKS.md).
+pub const DEFAULT_MAX_LIVE_CALLS: usize = 2000;
+
 /// Capabilities a plugin can be granted.
 pub const GRANTS: &[&str] = &[
     "log",
@@ -99,6 +102,7 @@ impl Default for ServerConfig {
 pub struct CallsConfig {
     pub ring_timeout_secs: u64,
     pub max_participants: usize,
+    pub max_live_calls: usize,
 }
 
 impl Default for CallsConfig {
@@ -107,6 +111,7 @@ impl Default for CallsConfig {
         CallsConfig {
             ring_timeout_secs: s.ring_timeout_ms / 1000,
             max_participants: s.max_participants,
+            max_live_calls: DEFAULT_MAX_LIVE_CALLS,
         }
     }
 }
@@ -313,6 +318,7 @@ impl Config {
         SwitchSettings {
             ring_timeout_ms: self.calls.ring_timeout_secs * 1000,
             max_participants: self.calls.max_participants,
+            max_live_calls: self.calls.max_live_calls,
         }
     }
 

@@ -199,3 +199,31 @@ async fn a_receiver_that_never_reads_does_not_stall_the_others() {
     assert_eq!(got.seq, 5000, "bob still gets the newest frame");
     drop(carol);
 }
+
+#[tokio::test]
+async fn at_capacity_new_calls_are_refused_and_calls_in_progress_keep_flowing() {
+    let dir = tempfile::tempdir().unwrap();
+    let text =
+        config_text(&Knobs::default()).replace("max_live_calls = 2000", "max_live_calls = 1");
+    let config = callswitch::config::Config::parse(&text).unwrap();
+    let handle = callswitch::server::start(&config, dir.path())
+        .await
+        .unwrap();
+    let sw = TestSwitch {
+        handle: Some(handle),
+        dir,
+        knobs: Knobs::default(),
+    };
+    let (alice, mut ae) = sw.connect("alice").await;
+    let (bob, mut be) = sw.connect("bob").await;
+    let (carol, _ce) = sw.connect("carol").await;
+    let call_id = connected_call(&alice, &mut ae, &bob, &mut be, "bob").await;
+    let (a_ch, _) = expect_media(&mut ae, call_id).await;
+    let err = carol.dial(&["alice"], None).await.unwrap_err();
+    assert_eq!(err.code(), Some(callswitch::wire::ErrorCode::Overloaded));
+    assert!(err.to_string().contains("capacity"), "{err}");
+    for seq in 0..10 {
+        alice.send_frame(&frame(a_ch, seq, "kept")).unwrap();
+        assert_eq!(recv(&bob).await.seq, seq);
+    }
+}

@@ -24,6 +24,9 @@ pub struct SwitchSettings {
     pub ring_timeout_ms: u64,
     /// Most parties (caller included) one call may have.
     pub max_participants: usize,
+    /// Most live calls; beyond it new calls are refused as overloaded so
+    /// the calls in progress keep their quality. 0: no limit.
+    pub max_live_calls: usize,
 }
 
 impl Default for SwitchSettings {
@@ -31,6 +34,7 @@ impl Default for SwitchSettings {
         SwitchSettings {
             ring_timeout_ms: 60_000,
             max_participants: 16,
+            max_live_calls: 0,
         }
     }
 }
@@ -237,6 +241,10 @@ impl Switch {
         }
         if self.calls.contains_key(&call_id) || self.ended.contains(&call_id) {
             return Err(SwitchError::DuplicateCallId(call_id));
+        }
+        let limit = self.settings.max_live_calls;
+        if limit > 0 && self.calls.len() >= limit {
+            return Err(SwitchError::Overloaded(limit));
         }
         let invitees = self.resolve_targets(caller, targets, &[caller])?;
         if invitees.len() + 1 > self.settings.max_participants {

@@ -34,6 +34,8 @@ pub enum SwitchError {
     InvalidDtmf(String),
     #[error("a call may have at most {0} participants")]
     TooManyParticipants(usize),
+    #[error("the switch is at capacity ({0} live calls): try again later")]
+    Overloaded(usize),
 }
 
 impl SwitchError {
@@ -53,6 +55,7 @@ impl SwitchError {
             SwitchError::InvalidState(_) => ErrorCode::InvalidState,
             SwitchError::InvalidDtmf(_) => ErrorCode::InvalidDtmf,
             SwitchError::TooManyParticipants(_) => ErrorCode::TooManyParticipants,
+            SwitchError::Overloaded(_) => ErrorCode::Overloaded,
         }
     }
 }

@@ -37,6 +37,7 @@ fn switch() -> Switch {
         SwitchSettings {
             ring_timeout_ms: RING_MS,
             max_participants: 4,
+            max_live_calls: 0,
         },
     )
 }
@@ -464,6 +465,7 @@ fn participant_limit_and_duplicate_targets() {
         SwitchSettings {
             ring_timeout_ms: RING_MS,
             max_participants: 2,
+            max_live_calls: 0,
         },
     );
     online(&mut small, 1, "alice");
@@ -512,4 +514,30 @@ fn admin_hangup_and_presence() {
         .users()
         .iter()
         .all(|u| u.devices.iter().all(|d| d.calls.is_empty())));
+}
+
+#[test]
+fn admission_control_refuses_new_calls_at_the_limit() {
+    let mut sw = Switch::new(
+        switch().directory().clone(),
+        SwitchSettings {
+            ring_timeout_ms: RING_MS,
+            max_participants: 4,
+            max_live_calls: 1,
+        },
+    );
+    for (dev, name) in [(1, "alice"), (2, "bob"), (3, "carol"), (4, "dave")] {
+        online(&mut sw, dev, name);
+    }
+    dial(&mut sw, 0, 1, 1, &["bob"]).unwrap();
+    assert_eq!(
+        dial(&mut sw, 0, 3, 2, &["dave"]),
+        Err(SwitchError::Overloaded(1))
+    );
+    assert_eq!(
+        SwitchError::Overloaded(1).code(),
+        crate::wire::ErrorCode::Overloaded
+    );
+    sw.hangup(1, 1, id(1)).unwrap();
+    dial(&mut sw, 2, 3, 3, &["dave"]).unwrap();
 }
