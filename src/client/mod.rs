@@ -316,6 +316,15 @@ impl Client {
         .await
     }
 
+    /// Sends an application message to every device of `to`.
+    pub async fn message(&self, to: &str, body: serde_json::Value) -> Result<(), ClientError> {
+        self.expect_ok(Request::Message {
+            to: to.into(),
+            body,
+        })
+        .await
+    }
+
     pub async fn ping(&self) -> Result<(), ClientError> {
         self.expect_ok(Request::Ping).await
     }

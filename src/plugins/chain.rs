@@ -257,3 +257,30 @@ pub async fn decide_transfer(
     }
     Ok(())
 }
+
+/// Runs `on-message` through the chain.
+pub async fn decide_message(
+    chain: &[std::sync::Arc<PolicyPlugin>],
+    sender: &Identity,
+    recipient: &Identity,
+    body: &str,
+) -> Result<(), Refusal> {
+    let mut notes = Vec::new();
+    for plugin in chain {
+        match plugin.on_message(sender, recipient, body).await {
+            Ok(Verdict::Allow) => {}
+            Ok(Verdict::Deny(reason)) => {
+                return Err(Refusal {
+                    plugin: plugin.name.clone(),
+                    reason,
+                })
+            }
+            Err(failure) => {
+                if let Some(r) = on_failure(plugin, "on-message", &failure, &mut notes) {
+                    return Err(r);
+                }
+            }
+        }
+    }
+    Ok(())
+}

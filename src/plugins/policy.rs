@@ -180,8 +180,11 @@ impl PolicyPlugin {
         match e.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => HookFailure::Deadline(self.deadline_ms),
             Some(Trap::AllocationTooLarge) => HookFailure::Memory(self.memory_mb),
-            _ => {
-                let text = format!("{e:#}");
+            Some(trap) => HookFailure::Trap(trap.to_string()),
+            None => {
+                // The first line is wasmtime's context ("error while
+                // executing at wasm backtrace"); the root cause says what.
+                let text = e.root_cause().to_string();
                 if text.contains("memory") && (text.contains("grow") || text.contains("limit")) {
                     HookFailure::Memory(self.memory_mb)
                 } else {
@@ -240,6 +243,16 @@ impl PolicyPlugin {
     ) -> Result<Verdict, HookFailure> {
         hook!(self, "on-transfer", Some(call_id), |p, s| p
             .call_on_transfer(s, call, from, to))
+    }
+
+    pub async fn on_message(
+        &self,
+        sender: &Identity,
+        recipient: &Identity,
+        body: &str,
+    ) -> Result<Verdict, HookFailure> {
+        hook!(self, "on-message", None::<Uuid>, |p, s| p
+            .call_on_message(s, sender, recipient, body))
     }
 
     pub async fn on_event(

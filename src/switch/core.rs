@@ -480,6 +480,38 @@ impl Switch {
         }
     }
 
+    /// Checks a message: who sends it to whom (online), or why not.
+    pub fn check_message(&self, device: DeviceId, to: &str) -> Result<(Uuid, Uuid), SwitchError> {
+        let sender = self.user_of(device)?;
+        let recipient = self.resolve(to)?.id;
+        if !self.user_devices.contains_key(&recipient) {
+            return Err(SwitchError::Unavailable(to.chars().take(128).collect()));
+        }
+        Ok((sender, recipient))
+    }
+
+    /// Delivers an application message to every device of the recipient and
+    /// a copy to the sender's other devices.
+    pub fn message(
+        &mut self,
+        device: DeviceId,
+        to: &str,
+        body: serde_json::Value,
+    ) -> Result<(), SwitchError> {
+        let (sender, recipient) = self.check_message(device, to)?;
+        let message = ServerMessage::Message {
+            from: self.party_ref(sender),
+            to: self.party_ref(recipient),
+            body,
+        };
+        let mut devices = self.devices_of(recipient);
+        devices.extend(self.devices_of(sender).into_iter().filter(|d| *d != device));
+        for d in devices {
+            self.send(d, message.clone());
+        }
+        Ok(())
+    }
+
     /// Adds users to a running call; it becomes a group call.
     pub fn invite(
         &mut self,

@@ -36,6 +36,8 @@ pub enum SwitchError {
     TooManyParticipants(usize),
     #[error("the switch is at capacity ({0} live calls): try again later")]
     Overloaded(usize),
+    #[error("`{0}` has no device online")]
+    Unavailable(String),
 }
 
 impl SwitchError {
@@ -56,6 +58,7 @@ impl SwitchError {
             SwitchError::InvalidDtmf(_) => ErrorCode::InvalidDtmf,
             SwitchError::TooManyParticipants(_) => ErrorCode::TooManyParticipants,
             SwitchError::Overloaded(_) => ErrorCode::Overloaded,
+            SwitchError::Unavailable(_) => ErrorCode::Unavailable,
         }
     }
 }

@@ -45,6 +45,8 @@ pub enum ErrorCode {
     TooManyParticipants,
     /// A policy plugin refused the request.
     Denied,
+    /// The recipient of a message has no device online.
+    Unavailable,
     /// The switch is at capacity and refuses new calls.
     Overloaded,
     /// The switch failed internally (e.g. a record could not be written).
@@ -74,6 +76,7 @@ impl ErrorCode {
             ErrorCode::InvalidDtmf => "invalid_dtmf",
             ErrorCode::TooManyParticipants => "too_many_participants",
             ErrorCode::Denied => "denied",
+            ErrorCode::Unavailable => "unavailable",
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::Internal => "internal",
         }

@@ -46,6 +46,8 @@ pub enum Request {
     Dtmf { call_id: Uuid, digits: String },
     /// Add users to a running call; it becomes a group call.
     Invite { call_id: Uuid, targets: Vec<String> },
+    /// Send an application message (any JSON) to every device of a user.
+    Message { to: String, body: serde_json::Value },
     /// Liveness check; answered with `ok`.
     Ping,
     /// Admin: live calls.
@@ -79,6 +81,7 @@ impl Request {
         "unhold",
         "dtmf",
         "invite",
+        "message",
         "ping",
         "list_calls",
         "call_log",
@@ -308,6 +311,13 @@ pub enum ServerMessage {
     Ended {
         call_id: Uuid,
         reason: EndReason,
+    },
+    /// An application message from a user. Sent to every device of the
+    /// recipient, and as a copy to the sender's other devices.
+    Message {
+        from: PartyRef,
+        to: PartyRef,
+        body: serde_json::Value,
     },
     /// A JSON notification from a plugin (the `notify` capability).
     Notification {

@@ -1,6 +1,8 @@
 //! `calls-control`: act on calls on behalf of users. Each request goes to
 //! the switch's driver, which applies it like a client's request and
-//! answers; calls placed this way are not themselves vetted by `on-dial`.
+//! answers; calls placed this way are not themselves vetted by `on-dial`,
+//! and a transfer is vetted by the `on-transfer` of every plugin but the one
+//! that asked for it (which is busy asking, and agrees).
 
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -33,14 +35,22 @@ async fn send_and_wait<T>(
     command: PluginCommand,
     rx: oneshot::Receiver<Result<T, String>>,
 ) -> Result<T, String> {
-    {
-        tx.send(command)
-            .await
-            .map_err(|_| "the switch is shutting down".to_string())?;
-        rx.await
-            .map_err(|_| "the switch dropped the request".to_string())?
+    tx.send(command)
+        .await
+        .map_err(|_| "the switch is shutting down".to_string())?;
+    // Epoch deadlines do not run while the guest waits in the host: bound
+    // the wait here so a stuck request cannot hold the plugin forever.
+    match tokio::time::timeout(COMMAND_TIMEOUT, rx).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) => Err("the switch dropped the request".to_string()),
+        Err(_) => Err(format!(
+            "no answer from the switch within {COMMAND_TIMEOUT:?}"
+        )),
     }
 }
+
+/// Longest a plugin waits for the switch to carry out a command.
+const COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn uuid(text: &str, what: &str) -> Result<Uuid, String> {
     Uuid::parse_str(text).map_err(|_| format!("`{text}` is not a {what} UUID"))

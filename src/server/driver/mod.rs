@@ -92,6 +92,14 @@ pub enum Input {
         notes: Vec<PolicyNote>,
         reply: oneshot::Sender<Result<(), String>>,
     },
+    /// The policy chain decided a message (`on-message`).
+    MessageDecided {
+        device: DeviceId,
+        req: u64,
+        to: String,
+        body: serde_json::Value,
+        outcome: Result<(), Refusal>,
+    },
     /// Admin: reload finished (or failed).
     Reloaded {
         device: DeviceId,
@@ -356,6 +364,26 @@ impl Driver {
                 self.flush(None);
                 let _ = reply.send(result);
             }
+            Input::MessageDecided {
+                device,
+                req,
+                to,
+                body,
+                outcome,
+            } => {
+                let reply = match outcome {
+                    Ok(()) => match self.switch.message(device, &to, body) {
+                        Ok(()) => ServerMessage::Ok { req, call_id: None },
+                        Err(e) => switch_error(req, e),
+                    },
+                    Err(r) => error(
+                        req,
+                        ErrorCode::Denied,
+                        format!("{} (policy `{}`)", r.reason, r.plugin),
+                    ),
+                };
+                self.flush(Some((device, reply)));
+            }
             Input::Reloaded { device, reply } => self.send(device, reply),
             Input::Shutdown { .. } => unreachable!("handled in run"),
         }
@@ -487,6 +515,21 @@ impl Driver {
             }
             Request::Invite { call_id, targets } => {
                 self.call_op(req, call_id, |s| s.invite(now, device, call_id, &targets))
+            }
+            Request::Message { to, body } => {
+                match (chain, self.switch.check_message(device, &to)) {
+                    (_, Err(e)) => switch_error(req, e),
+                    (Some(chain), Ok((sender, recipient))) => {
+                        self.spawn_message_decision(
+                            chain, device, req, sender, recipient, to, body,
+                        );
+                        return None;
+                    }
+                    (None, Ok(_)) => match self.switch.message(device, &to, body) {
+                        Ok(()) => ServerMessage::Ok { req, call_id: None },
+                        Err(e) => switch_error(req, e),
+                    },
+                }
             }
             Request::Ping => ServerMessage::Ok { req, call_id: None },
             Request::ListCalls => ServerMessage::Calls {

@@ -173,6 +173,37 @@ impl Driver {
         });
     }
 
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn spawn_message_decision(
+        &self,
+        chain: Chain,
+        device: DeviceId,
+        req: u64,
+        sender: Uuid,
+        recipient: Uuid,
+        to: String,
+        body: serde_json::Value,
+    ) {
+        let host = self.host().clone();
+        let inputs = self.inputs.clone();
+        let label = self.switch.device_label(device).map(str::to_string);
+        tokio::spawn(async move {
+            let dir = &host.context.directory;
+            let from = crate::plugins::identity_of(dir, sender, label);
+            let rcpt = crate::plugins::identity_of(dir, recipient, None);
+            let outcome = chain::decide_message(&chain, &from, &rcpt, &body.to_string()).await;
+            let _ = inputs
+                .send(Input::MessageDecided {
+                    device,
+                    req,
+                    to,
+                    body,
+                    outcome,
+                })
+                .await;
+        });
+    }
+
     pub(super) fn spawn_reload(&self, device: DeviceId, req: u64, name: Option<String>) {
         let Some(host) = self.plugins.clone() else {
             self.reply_now(
@@ -269,7 +300,15 @@ impl Driver {
                     return;
                 };
                 tracing::info!(%plugin, %call_id, to = %to.name, "plugin transfers a call");
-                let chain = self.host().chain();
+                // The requesting plugin is inside its own hook (and agrees):
+                // asking it again would wait on itself.
+                let chain: Vec<_> = self
+                    .host()
+                    .chain()
+                    .iter()
+                    .filter(|p| p.name != plugin)
+                    .cloned()
+                    .collect();
                 let host = self.host().clone();
                 let inputs = self.inputs.clone();
                 tokio::spawn(async move {
