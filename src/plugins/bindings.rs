@@ -9,7 +9,12 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-// The world's `use types.{...}` already brings the hook types to this level.
-pub use callswitch::plugin::types::{
-    CallKind, CallState, DtmfEvent, Party, PartyStatus, RingingEvent,
-};
+// The world's `use types.{...}` already brings the hook types to this level;
+// aliases (not `pub use`, which rustdoc cannot resolve inside generated
+// modules) name the others.
+pub type CallKind = callswitch::plugin::types::CallKind;
+pub type CallState = callswitch::plugin::types::CallState;
+pub type DtmfEvent = callswitch::plugin::types::DtmfEvent;
+pub type Party = callswitch::plugin::types::Party;
+pub type PartyStatus = callswitch::plugin::types::PartyStatus;
+pub type RingingEvent = callswitch::plugin::types::RingingEvent;

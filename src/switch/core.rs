@@ -505,7 +505,10 @@ impl Switch {
             body,
         };
         let mut devices = self.devices_of(recipient);
-        devices.extend(self.devices_of(sender).into_iter().filter(|d| *d != device));
+        devices.extend(self.devices_of(sender));
+        devices.sort_unstable();
+        devices.dedup();
+        devices.retain(|d| *d != device);
         for d in devices {
             self.send(d, message.clone());
         }
