@@ -192,6 +192,9 @@ struct Fixture {
     native: NativeAllowlist,
     allow: Dial,
     deny: Dial,
+    /// A group dial to 8 targets, all allowed: how the cost grows with
+    /// the values passed in.
+    group8: Dial,
     _data: tempfile::TempDir,
 }
 
@@ -221,6 +224,7 @@ impl Fixture {
         let plugin = host.chain()[0].clone();
         let allow = Dial::new(&dir, "allow", "alice", &["bob"]);
         let deny = Dial::new(&dir, "deny", "bob", &["alice"]);
+        let group8 = Dial::new(&dir, "allow_8_targets", "alice", &["bob"; 8]);
         Fixture {
             rt,
             host,
@@ -228,6 +232,7 @@ impl Fixture {
             native,
             allow,
             deny,
+            group8,
             _data: data,
         }
     }
@@ -247,7 +252,7 @@ impl Fixture {
 
     /// Both sides give the same verdicts before anything is timed.
     fn check(&self) {
-        for d in [&self.allow, &self.deny] {
+        for d in [&self.allow, &self.deny, &self.group8] {
             let (p, n) = (self.plugin_dial(d), self.native_dial(d));
             assert_eq!(
                 format!("{p:?}"),
@@ -367,7 +372,7 @@ fn latency_table(fx: &Fixture, n: usize) {
 
 fn benches(c: &mut Criterion, fx: &Fixture) {
     let mut g = c.benchmark_group("policy_hook");
-    for d in [&fx.allow, &fx.deny] {
+    for d in [&fx.allow, &fx.deny, &fx.group8] {
         g.bench_function(format!("native_on_dial/{}", d.label), |b| {
             b.iter(|| fx.native_dial(black_box(d)))
         });

@@ -431,7 +431,23 @@ impl Switch {
         {
             self.calls.get_mut(&call_id).expect("live").kind = CallKind::Direct;
         }
-        self.leave(now, call_id, idx, LeaveReason::Hangup);
+        let device = self.calls[&call_id].parties[idx]
+            .leg
+            .as_ref()
+            .map(|l| l.device);
+        let user = self.calls[&call_id].parties[idx].user.clone();
+        self.leave(now, call_id, idx, LeaveReason::Transferred);
+        // The transferred party's own device learns it is out of the call.
+        if let Some(device) = device {
+            self.send(
+                device,
+                ServerMessage::Left {
+                    call_id,
+                    user,
+                    reason: LeaveReason::Transferred,
+                },
+            );
+        }
         Ok(())
     }
 
@@ -1134,7 +1150,7 @@ impl Switch {
         let reason = match departure {
             Departure::Left { reason, caller } => match reason {
                 LeaveReason::Hangup if call.answered_at.is_none() && caller => EndReason::Cancelled,
-                LeaveReason::Hangup => EndReason::Hangup,
+                LeaveReason::Hangup | LeaveReason::Transferred => EndReason::Hangup,
                 LeaveReason::Disconnected => EndReason::Disconnected,
                 LeaveReason::Admin => EndReason::Admin,
                 LeaveReason::Shutdown => EndReason::Shutdown,

@@ -541,3 +541,37 @@ fn admission_control_refuses_new_calls_at_the_limit() {
     sw.hangup(1, 1, id(1)).unwrap();
     dial(&mut sw, 2, 3, 3, &["dave"]).unwrap();
 }
+
+#[test]
+fn blind_transfer_rings_the_target_and_releases_the_transferrer() {
+    let mut sw = switch();
+    for (dev, name) in [(1, "alice"), (2, "bob"), (3, "carol")] {
+        online(&mut sw, dev, name);
+    }
+    dial(&mut sw, 0, 1, 1, &["bob"]).unwrap();
+    sw.answer(1, 2, id(1)).unwrap();
+    drain(&mut sw);
+    // Bob hands alice over to carol.
+    sw.transfer(2, id(1), Uuid::from_u128(2), "carol").unwrap();
+    let fx = drain(&mut sw);
+    assert!(matches!(to(&fx, 3)[0], ServerMessage::Incoming { .. }));
+    assert!(to(&fx, 2).iter().any(|m| matches!(
+        m,
+        ServerMessage::Left {
+            reason: crate::wire::LeaveReason::Transferred,
+            ..
+        }
+    )));
+    assert!(
+        records(&fx).is_empty(),
+        "the call goes on while carol rings"
+    );
+    sw.answer(3, 3, id(1)).unwrap();
+    assert_eq!(sw.calls()[0].state, crate::wire::CallState::Active);
+    assert_eq!(
+        sw.transfer(4, id(1), Uuid::from_u128(2), "carol"),
+        Err(SwitchError::InvalidState(
+            "the transferring user is not joined to the call".into()
+        ))
+    );
+}

@@ -94,6 +94,8 @@ pub enum LeaveReason {
     Disconnected,
     Admin,
     Shutdown,
+    /// Moved out of the call by a transfer to another party.
+    Transferred,
 }
 
 /// Why a device stopped ringing without the call ending for everyone.
