@@ -266,35 +266,16 @@ impl Switch {
         notes: Vec<PolicyNote>,
     ) -> Result<Uuid, SwitchError> {
         let (caller, invitees) = self.check_dial(device, call_id, targets)?;
-        let caller_ref = self.party_ref(caller);
-        let mut caller_party = Party::new(caller_ref.clone(), PartyStatus::Joined);
-        caller_party.joined_at = Some(now);
-        caller_party.leg = Some(self.new_leg(device));
-        let mut call = Call {
-            id: call_id,
-            kind: if invitees.len() == 1 {
-                CallKind::Direct
-            } else {
-                CallKind::Group
-            },
-            parties: vec![caller_party],
-            created_at: now,
-            answered_at: None,
-            events: Vec::new(),
-            media_legs: Vec::new(),
-        };
-        call.log(
+        let leg = self.new_leg(device);
+        self.create_call(
             now,
-            CallEventKind::Created {
-                by: caller_ref,
-                device,
-            },
+            device,
+            call_id,
+            caller,
+            Some(leg),
+            invitees.len(),
+            notes,
         );
-        for n in notes {
-            call.log(now, CallEventKind::Policy(n));
-        }
-        self.calls.insert(call_id, call);
-        self.calls_started += 1;
         self.device_mut(device).calls.insert(call_id);
         for user in invitees {
             self.invite_party(now, call_id, user);
@@ -317,13 +298,38 @@ impl Switch {
         notes: Vec<PolicyNote>,
     ) -> Result<Uuid, SwitchError> {
         let (caller, invitees) = self.check_dial(device, call_id, targets)?;
+        self.create_call(now, device, call_id, caller, None, invitees.len(), notes);
+        self.end(now, call_id, reason);
+        if reason == EndReason::Busy {
+            self.send(device, ServerMessage::Ended { call_id, reason });
+        }
+        Ok(call_id)
+    }
+
+    /// Registers a new call with its caller (joined on `leg`, or already
+    /// gone when the call is refused before it starts) and its first events.
+    #[allow(clippy::too_many_arguments)]
+    fn create_call(
+        &mut self,
+        now: Millis,
+        device: DeviceId,
+        call_id: Uuid,
+        caller: Uuid,
+        leg: Option<Leg>,
+        invitees: usize,
+        notes: Vec<PolicyNote>,
+    ) {
         let caller_ref = self.party_ref(caller);
-        let mut caller_party = Party::new(caller_ref.clone(), PartyStatus::Left);
+        let mut caller_party = Party::new(caller_ref.clone(), PartyStatus::Joined);
         caller_party.joined_at = Some(now);
-        caller_party.left_at = Some(now);
+        if leg.is_none() {
+            caller_party.status = PartyStatus::Left;
+            caller_party.left_at = Some(now);
+        }
+        caller_party.leg = leg;
         let mut call = Call {
             id: call_id,
-            kind: if invitees.len() == 1 {
+            kind: if invitees == 1 {
                 CallKind::Direct
             } else {
                 CallKind::Group
@@ -346,11 +352,6 @@ impl Switch {
         }
         self.calls.insert(call_id, call);
         self.calls_started += 1;
-        self.end(now, call_id, reason);
-        if reason == EndReason::Busy {
-            self.send(device, ServerMessage::Ended { call_id, reason });
-        }
-        Ok(call_id)
     }
 
     /// Logs policy verdicts on a live call.
