@@ -4,8 +4,19 @@
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // One worker per CPU this process may run on: under `taskset` a worker
+    // per machine CPU would make workers take turns on one core (measured:
+    // +25% CPU per relayed datagram, docs/BENCHMARKS.md).
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = callswitch::cli::Cli::parse();
     let default_level = match cli.command {
         callswitch::cli::Command::Serve { .. } => "info",
