@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::switch::{parse_token_hash, Directory, SwitchSettings, TokenDigestCfg, User};
 
 /// Default admission limit (see examples/switch.toml and docs/BENCHMARKS.md).
-pub const DEFAULT_MAX_LIVE_CALLS: usize = 2000;
+pub const DEFAULT_MAX_LIVE_CALLS: usize = 350;
 
 /// Capabilities a plugin can be granted.
 pub const GRANTS: &[&str] = &[

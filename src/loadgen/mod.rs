@@ -159,7 +159,7 @@ async fn start_switch(opts: &LoadOptions, users: usize) -> Result<SwitchUnderLoa
         .replace("listen = \"127.0.0.1:4433\"", "listen = \"127.0.0.1:0\"")
         .replace("fsync = true", "fsync = false")
         // The generator measures the relay itself, past any admission limit.
-        .replace("max_live_calls = 2000", "max_live_calls = 0");
+        .replace("max_live_calls = 350", "max_live_calls = 0");
     for i in 0..users {
         config.push_str(&format!(
             "\n[[user]]\nid = \"{}\"\nname = \"u{i}\"\ntoken_hash = \"{}\"\n",
