@@ -203,8 +203,7 @@ async fn a_receiver_that_never_reads_does_not_stall_the_others() {
 #[tokio::test]
 async fn at_capacity_new_calls_are_refused_and_calls_in_progress_keep_flowing() {
     let dir = tempfile::tempdir().unwrap();
-    let text =
-        config_text(&Knobs::default()).replace("max_live_calls = 350", "max_live_calls = 1");
+    let text = config_text(&Knobs::default()).replace("max_live_calls = 350", "max_live_calls = 1");
     let config = callswitch::config::Config::parse(&text).unwrap();
     let handle = callswitch::server::start(&config, dir.path())
         .await
