@@ -182,9 +182,17 @@ pub struct PluginConfig {
     /// Reload when the file changes.
     #[serde(default)]
     pub watch: bool,
+    /// Deliver call events to the plugin's `on-event`. A plugin that
+    /// ignores events is cheaper with `events = false`.
+    #[serde(default = "default_events")]
+    pub events: bool,
     /// The plugin's own settings, read through the `config` interface.
     #[serde(default)]
     pub config: toml::Table,
+}
+
+fn default_events() -> bool {
+    true
 }
 
 fn default_on_error() -> OnError {

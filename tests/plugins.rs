@@ -447,3 +447,32 @@ async fn plugins_listing_shows_hash_imports_and_counters() {
     assert!(p.calls >= 2, "on-dial and on-answer at least: {p:?}");
     assert_eq!(p.failures, 0);
 }
+
+#[tokio::test]
+async fn events_false_spares_a_plugin_the_event_stream() {
+    let with = |events: bool| {
+        plugin(
+            "max-calls",
+            "builtin:max-calls",
+            "\"config\", \"calls\"",
+            &format!("events = {events}\n[plugin.config]\nper_user = 5\n"),
+        )
+    };
+    let mut counts = Vec::new();
+    for events in [true, false] {
+        let sw = with_plugins(with(events)).await;
+        let (alice, mut ae) = sw.connect("alice").await;
+        let (bob, mut be) = sw.connect("bob").await;
+        let call_id = connected_call(&alice, &mut ae, &bob, &mut be, "bob").await;
+        alice.hangup(call_id).await.unwrap();
+        let admin = sw.admin().await;
+        // Events are delivered after the fact: let the queue drain.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let info = admin.list_plugins().await.unwrap().remove(0);
+        assert_eq!(info.hooks.contains(&"on-event".to_string()), events);
+        counts.push(info.calls);
+    }
+    // on-connect x2, on-dial, on-answer without events; more with them.
+    assert_eq!(counts[1], 4, "{counts:?}");
+    assert!(counts[0] > counts[1], "{counts:?}");
+}

@@ -169,7 +169,7 @@ async fn start_switch(opts: &LoadOptions, users: usize) -> Result<SwitchUnderLoa
     }
     for p in 0..opts.plugins {
         config.push_str(&format!(
-            "\n[[plugin]]\nname = \"max-calls-{p}\"\npath = \"builtin:max-calls\"\nworld = \"policy\"\ngrants = [\"config\", \"calls\"]\n[plugin.config]\nper_user = 1000\ntotal = 100000\n"
+            "\n[[plugin]]\nname = \"max-calls-{p}\"\npath = \"builtin:max-calls\"\nworld = \"policy\"\ngrants = [\"config\", \"calls\"]\nevents = false\n[plugin.config]\nper_user = 1000\ntotal = 100000\n"
         ));
     }
     let config_path = dir.path().join("load.toml");

@@ -83,6 +83,11 @@ impl PluginHost {
         self.chain().is_empty()
     }
 
+    /// Whether any configured plugin takes call events.
+    pub fn wants_events(&self) -> bool {
+        self.configs.iter().any(|c| c.events)
+    }
+
     /// Reloads one plugin (or all): each new version is loaded and warmed
     /// first; only then is it swapped in. A version that fails leaves the old
     /// one serving, and the error says why.
@@ -205,6 +210,7 @@ impl PluginHost {
             on_error: c.on_error,
             deadline_ms: c.deadline_ms,
             memory_mb: c.memory_mb,
+            events: c.events,
             imports,
             pre,
             kv,
@@ -287,14 +293,18 @@ fn info_of(p: &PolicyPlugin) -> PluginInfo {
         path: p.path.clone(),
         hash: p.hash.clone(),
         imports: p.imports.iter().cloned().collect(),
-        hooks: vec![
-            "on-connect".into(),
-            "on-dial".into(),
-            "on-answer".into(),
-            "on-transfer".into(),
-            "on-message".into(),
-            "on-event".into(),
-        ],
+        hooks: [
+            "on-connect",
+            "on-dial",
+            "on-answer",
+            "on-transfer",
+            "on-message",
+            "on-event",
+        ]
+        .into_iter()
+        .filter(|h| p.events || *h != "on-event")
+        .map(String::from)
+        .collect(),
         on_error: format!("{:?}", p.on_error).to_lowercase(),
         deadline_ms: p.deadline_ms,
         memory_mb: p.memory_mb,

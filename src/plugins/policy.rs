@@ -60,6 +60,8 @@ pub struct PolicyPlugin {
     pub on_error: OnError,
     pub deadline_ms: u64,
     pub memory_mb: u64,
+    /// Whether `on-event` is called (`events` in its config).
+    pub events: bool,
     /// The callswitch interfaces it imports.
     pub imports: BTreeSet<String>,
     pub stats: Arc<PluginStats>,
@@ -78,6 +80,7 @@ pub struct PolicyParts {
     pub on_error: OnError,
     pub deadline_ms: u64,
     pub memory_mb: u64,
+    pub events: bool,
     pub imports: BTreeSet<String>,
     pub pre: PolicyPre<PluginState>,
     pub kv: KvSpace,
@@ -123,6 +126,7 @@ impl PolicyPlugin {
             on_error: p.on_error,
             deadline_ms: p.deadline_ms,
             memory_mb: p.memory_mb,
+            events: p.events,
             imports: p.imports,
             stats: p.stats,
             pre: p.pre,

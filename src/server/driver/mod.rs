@@ -202,7 +202,7 @@ impl Driver {
     ) -> Self {
         let plugin_events = plugins
             .as_ref()
-            .filter(|p| !p.is_empty())
+            .filter(|p| !p.is_empty() && p.wants_events())
             .map(|p| policy::spawn_event_delivery(p.clone(), stats.clone()));
         Driver {
             switch,

@@ -38,7 +38,7 @@ pub fn spawn_event_delivery(
                 continue;
             };
             let info = crate::plugins::convert_call(dir, &job.call);
-            for plugin in host.chain().iter() {
+            for plugin in host.chain().iter().filter(|p| p.events) {
                 // Failures are logged and counted by the plugin itself; an
                 // event cannot be vetoed, so nothing else follows.
                 let _ = plugin.on_event(job.call.call_id, &info, &event).await;
@@ -370,11 +370,15 @@ impl Driver {
         let host = self.host().clone();
         touched.sort();
         touched.dedup();
+        let want_events = self.plugin_events.is_some();
         let mut jobs = Vec::new();
         {
             let mut calls = host.context.calls.write().expect("calls view");
             for id in &touched {
                 match self.switch.call(*id) {
+                    Some(summary) if !want_events => {
+                        calls.insert(*id, summary);
+                    }
                     Some(summary) => {
                         let seen = self.events_seen.entry(*id).or_insert(0);
                         let events = self.switch.call_events(*id).unwrap_or_default();
@@ -394,6 +398,9 @@ impl Driver {
             }
             for record in records {
                 calls.remove(&record.call_id);
+                if !want_events {
+                    continue;
+                }
                 let seen = self.events_seen.remove(&record.call_id).unwrap_or(0);
                 let summary = summary_of(record);
                 for e in &record.events[seen.min(record.events.len())..] {
