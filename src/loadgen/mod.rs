@@ -255,7 +255,6 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 /// Counters and latency samples of one measured window.
 #[derive(Default)]
 struct Window {
-    open: AtomicBool,
     start_ns: AtomicU64,
     end_ns: AtomicU64,
     sent: AtomicU64,
@@ -376,10 +375,7 @@ pub async fn run_quic(opts: &LoadOptions) -> Result<RelayFigures, LoadError> {
                         timestamp: seq.wrapping_mul(160),
                         payload: Bytes::from(payload),
                     };
-                    if client.send_frame(&frame).is_ok()
-                        && window.open.load(Relaxed)
-                        && window.in_window(now)
-                    {
+                    if client.send_frame(&frame).is_ok() && window.in_window(now) {
                         window.sent.fetch_add(1, Relaxed);
                     }
                 }
@@ -418,7 +414,6 @@ async fn measure(
     window
         .end_ns
         .store(start + duration.as_nanos() as u64, Relaxed);
-    window.open.store(true, Relaxed);
     let mut waited = Duration::ZERO;
     while waited < duration {
         let step = Duration::from_secs(1).min(duration - waited);
@@ -550,10 +545,7 @@ pub async fn run_udp(opts: &LoadOptions) -> Result<RelayFigures, LoadError> {
                     d[..4].copy_from_slice(&pair.to_be_bytes());
                     d[4] = *leg;
                     d[5..13].copy_from_slice(&now.to_le_bytes());
-                    if socket.send(&d).await.is_ok()
-                        && window.open.load(Relaxed)
-                        && window.in_window(now)
-                    {
+                    if socket.send(&d).await.is_ok() && window.in_window(now) {
                         window.sent.fetch_add(1, Relaxed);
                     }
                 }

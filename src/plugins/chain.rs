@@ -194,6 +194,30 @@ pub async fn decide_connect(
     Ok(display)
 }
 
+/// Applies one plugin's allow/deny verdict: notes it, and returns the
+/// refusal that stops the chain (a deny, or a failure under `on_error = deny`).
+fn judge(
+    plugin: &PolicyPlugin,
+    hook: &str,
+    result: Result<Verdict, HookFailure>,
+    notes: &mut Vec<PolicyNote>,
+) -> Option<Refusal> {
+    match result {
+        Ok(Verdict::Allow) => {
+            notes.push(note(plugin, hook, "allow", None));
+            None
+        }
+        Ok(Verdict::Deny(reason)) => {
+            notes.push(note(plugin, hook, "deny", Some(reason.clone())));
+            Some(Refusal {
+                plugin: plugin.name.clone(),
+                reason,
+            })
+        }
+        Err(failure) => on_failure(plugin, hook, &failure, notes),
+    }
+}
+
 /// Runs `on-answer` through the chain.
 pub async fn decide_answer(
     chain: &[std::sync::Arc<PolicyPlugin>],
@@ -203,24 +227,12 @@ pub async fn decide_answer(
     device: Option<String>,
     notes: &mut Vec<PolicyNote>,
 ) -> Result<(), Refusal> {
-    const HOOK: &str = "on-answer";
     let info = convert::call_info(dir, call);
     let who = convert::identity(answerer, device);
     for plugin in chain {
-        match plugin.on_answer(call.call_id, &info, &who).await {
-            Ok(Verdict::Allow) => notes.push(note(plugin, HOOK, "allow", None)),
-            Ok(Verdict::Deny(reason)) => {
-                notes.push(note(plugin, HOOK, "deny", Some(reason.clone())));
-                return Err(Refusal {
-                    plugin: plugin.name.clone(),
-                    reason,
-                });
-            }
-            Err(failure) => {
-                if let Some(r) = on_failure(plugin, HOOK, &failure, notes) {
-                    return Err(r);
-                }
-            }
+        let result = plugin.on_answer(call.call_id, &info, &who).await;
+        if let Some(r) = judge(plugin, "on-answer", result, notes) {
+            return Err(r);
         }
     }
     Ok(())
@@ -235,30 +247,19 @@ pub async fn decide_transfer(
     to: &User,
     notes: &mut Vec<PolicyNote>,
 ) -> Result<(), Refusal> {
-    const HOOK: &str = "on-transfer";
     let info = convert::call_info(dir, call);
     let (from, to) = (convert::identity(from, None), convert::identity(to, None));
     for plugin in chain {
-        match plugin.on_transfer(call.call_id, &info, &from, &to).await {
-            Ok(Verdict::Allow) => notes.push(note(plugin, HOOK, "allow", None)),
-            Ok(Verdict::Deny(reason)) => {
-                notes.push(note(plugin, HOOK, "deny", Some(reason.clone())));
-                return Err(Refusal {
-                    plugin: plugin.name.clone(),
-                    reason,
-                });
-            }
-            Err(failure) => {
-                if let Some(r) = on_failure(plugin, HOOK, &failure, notes) {
-                    return Err(r);
-                }
-            }
+        let result = plugin.on_transfer(call.call_id, &info, &from, &to).await;
+        if let Some(r) = judge(plugin, "on-transfer", result, notes) {
+            return Err(r);
         }
     }
     Ok(())
 }
 
-/// Runs `on-message` through the chain.
+/// Runs `on-message` through the chain. Messages have no record, so the
+/// verdicts are not kept.
 pub async fn decide_message(
     chain: &[std::sync::Arc<PolicyPlugin>],
     sender: &Identity,
@@ -267,19 +268,9 @@ pub async fn decide_message(
 ) -> Result<(), Refusal> {
     let mut notes = Vec::new();
     for plugin in chain {
-        match plugin.on_message(sender, recipient, body).await {
-            Ok(Verdict::Allow) => {}
-            Ok(Verdict::Deny(reason)) => {
-                return Err(Refusal {
-                    plugin: plugin.name.clone(),
-                    reason,
-                })
-            }
-            Err(failure) => {
-                if let Some(r) = on_failure(plugin, "on-message", &failure, &mut notes) {
-                    return Err(r);
-                }
-            }
+        let result = plugin.on_message(sender, recipient, body).await;
+        if let Some(r) = judge(plugin, "on-message", result, &mut notes) {
+            return Err(r);
         }
     }
     Ok(())

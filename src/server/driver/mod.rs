@@ -203,7 +203,7 @@ impl Driver {
         let plugin_events = plugins
             .as_ref()
             .filter(|p| !p.is_empty() && p.wants_events())
-            .map(|p| policy::spawn_event_delivery(p.clone(), stats.clone()));
+            .map(|p| policy::spawn_event_delivery(p.clone()));
         Driver {
             switch,
             cdr,

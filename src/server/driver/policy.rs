@@ -12,7 +12,6 @@ use uuid::Uuid;
 
 use super::{Driver, Hello, Input, ServerMessage};
 use crate::plugins::{chain, Chain, PluginCommand, PluginHost};
-use crate::server::relay::RelayStats;
 use crate::switch::DeviceId;
 use crate::wire::{CallEventKind, CallRecord, CallState, CallSummary, EndReason};
 
@@ -26,10 +25,7 @@ pub struct EventJob {
 }
 
 /// Delivers events to every plugin's `on-event`, one at a time, in order.
-pub fn spawn_event_delivery(
-    host: Arc<PluginHost>,
-    _stats: Arc<RelayStats>,
-) -> mpsc::Sender<EventJob> {
+pub fn spawn_event_delivery(host: Arc<PluginHost>) -> mpsc::Sender<EventJob> {
     let (tx, mut rx) = mpsc::channel::<EventJob>(EVENT_QUEUE);
     tokio::spawn(async move {
         while let Some(job) = rx.recv().await {
