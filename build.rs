@@ -6,14 +6,24 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PLUGINS: &[&str] = &["allowlist", "max_calls", "business_hours", "faulty"];
+/// The workspace members built and embedded (their `.wasm` files are
+/// named with `_` for `-`).
+const MEMBERS: &[&str] = &[
+    "allowlist",
+    "max-calls",
+    "business-hours",
+    "faulty",
+    "adapter-probe",
+    "call-log-rest",
+    "phone-rest",
+];
 
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     for dir in ["plugins", "wit"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
-    for member in ["allowlist", "max-calls", "business-hours", "faulty"] {
+    for member in MEMBERS {
         println!(
             "cargo:rerun-if-changed={}",
             root.join("plugins").join(member).join("src").display()
@@ -40,6 +50,9 @@ fn main() {
     .arg(root.join("plugins/Cargo.toml"))
     .arg("--target-dir")
     .arg(&target_dir);
+    for member in MEMBERS {
+        cmd.args(["-p", member]);
+    }
     // The outer build's settings are for the host, not for wasm.
     for var in [
         "RUSTFLAGS",
@@ -66,7 +79,8 @@ fn main() {
         "building the plugins for wasm32-wasip2 failed"
     );
     let built = target_dir.join("wasm32-wasip2/release");
-    for name in PLUGINS {
+    for member in MEMBERS {
+        let name = member.replace('-', "_");
         let from = built.join(format!("{name}.wasm"));
         copy(&from, &out.join(format!("{name}.wasm")));
     }

@@ -26,6 +26,8 @@ pub const GRANTS: &[&str] = &[
     "calls-control",
     "notify",
     "config",
+    "streams",
+    "devices",
 ];
 
 /// Largest memory cap a plugin can have (the pooling allocator's slot size).
@@ -64,6 +66,8 @@ pub struct Config {
     pub records: RecordsConfig,
     #[serde(default)]
     pub admin: AdminConfig,
+    #[serde(default)]
+    pub ingress: IngressConfig,
     #[serde(default, rename = "user")]
     pub users: Vec<UserConfig>,
     #[serde(default, rename = "plugin")]
@@ -93,6 +97,32 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("./callswitch-data"),
             idle_timeout_ms: 30_000,
             socket_buffer_bytes: 4 << 20,
+        }
+    }
+}
+
+/// The HTTP/WebSocket listener of adapter plugins and `/metrics`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngressConfig {
+    /// TCP address for HTTP/1.1 and HTTP/2 (cleartext); port 0 picks one,
+    /// written to `<data_dir>/ingress.addr`.
+    pub listen: SocketAddr,
+    /// Off: no HTTP listener at all.
+    pub enabled: bool,
+    /// Largest request body read; a longer one is answered 413.
+    pub max_body_bytes: usize,
+    /// Largest WebSocket message accepted on a stream.
+    pub max_message_bytes: usize,
+}
+
+impl Default for IngressConfig {
+    fn default() -> Self {
+        IngressConfig {
+            listen: "127.0.0.1:8080".parse().expect("valid address"),
+            enabled: true,
+            max_body_bytes: 1 << 20,
+            max_message_bytes: 64 << 10,
         }
     }
 }
@@ -149,6 +179,7 @@ pub struct UserConfig {
 #[serde(rename_all = "lowercase")]
 pub enum PluginWorld {
     Policy,
+    Adapter,
 }
 
 /// What a failing plugin's hook answers.
@@ -175,8 +206,10 @@ pub struct PluginConfig {
     pub grants: Vec<String>,
     #[serde(default = "default_on_error")]
     pub on_error: OnError,
-    #[serde(default = "default_deadline_ms")]
-    pub deadline_ms: u64,
+    /// Deadline of one call into the plugin (default 50 ms for a policy,
+    /// 1000 ms for an adapter).
+    #[serde(default)]
+    pub deadline_ms: Option<u64>,
     #[serde(default = "default_memory_mb")]
     pub memory_mb: u64,
     /// Reload when the file changes.
@@ -186,9 +219,22 @@ pub struct PluginConfig {
     /// ignores events is cheaper with `events = false`.
     #[serde(default = "default_events")]
     pub events: bool,
+    /// Adapters: the path prefixes routed to the plugin, e.g. `"/api/v3/"`.
+    #[serde(default)]
+    pub routes: Vec<String>,
     /// The plugin's own settings, read through the `config` interface.
     #[serde(default)]
     pub config: toml::Table,
+}
+
+impl PluginConfig {
+    /// The deadline of one call, with the world's default.
+    pub fn deadline_ms(&self) -> u64 {
+        self.deadline_ms.unwrap_or(match self.world {
+            PluginWorld::Policy => 50,
+            PluginWorld::Adapter => 1000,
+        })
+    }
 }
 
 fn default_events() -> bool {
@@ -197,10 +243,6 @@ fn default_events() -> bool {
 
 fn default_on_error() -> OnError {
     OnError::Deny
-}
-
-fn default_deadline_ms() -> u64 {
-    50
 }
 
 fn default_memory_mb() -> u64 {
@@ -257,6 +299,7 @@ impl Config {
             ));
         }
         let mut names = std::collections::HashSet::new();
+        let mut routes = std::collections::HashSet::new();
         for p in &config.plugins {
             let at = Some(p.name.span().start);
             if !names.insert(p.name.get_ref().clone()) {
@@ -267,7 +310,7 @@ impl Config {
                     "plugin names must be unique",
                 ));
             }
-            if p.deadline_ms == 0 || p.deadline_ms > 10_000 {
+            if p.deadline_ms() == 0 || p.deadline_ms() > 10_000 {
                 return Err(invalid(
                     text,
                     "plugin.deadline_ms",
@@ -282,6 +325,43 @@ impl Config {
                     at,
                     &format!("must be 1 to {MAX_PLUGIN_MEMORY_MB}"),
                 ));
+            }
+            match p.world {
+                PluginWorld::Policy if !p.routes.is_empty() => {
+                    return Err(invalid(
+                        text,
+                        "plugin.routes",
+                        at,
+                        "only an adapter (world = \"adapter\") has routes",
+                    ));
+                }
+                PluginWorld::Adapter if p.routes.is_empty() => {
+                    return Err(invalid(
+                        text,
+                        "plugin.routes",
+                        at,
+                        "an adapter needs at least one route, e.g. routes = [\"/api/\"]",
+                    ));
+                }
+                _ => {}
+            }
+            for r in &p.routes {
+                if !r.starts_with('/') || r == "/metrics" {
+                    return Err(invalid(
+                        text,
+                        "plugin.routes",
+                        at,
+                        &format!("route `{r}` must start with `/` and not be /metrics"),
+                    ));
+                }
+                if !routes.insert(r.clone()) {
+                    return Err(invalid(
+                        text,
+                        "plugin.routes",
+                        at,
+                        &format!("route `{r}` is mounted twice"),
+                    ));
+                }
             }
             for g in &p.grants {
                 if !GRANTS.contains(&g.as_str()) {

@@ -33,6 +33,7 @@ pub mod cdr;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod ingress;
 pub mod loadgen;
 pub mod plugins;
 pub mod server;

@@ -22,6 +22,18 @@ pub const BUILTINS: &[(&str, &[u8])] = &[
         "faulty",
         include_bytes!(concat!(env!("OUT_DIR"), "/faulty.wasm")),
     ),
+    (
+        "adapter-probe",
+        include_bytes!(concat!(env!("OUT_DIR"), "/adapter_probe.wasm")),
+    ),
+    (
+        "call-log-rest",
+        include_bytes!(concat!(env!("OUT_DIR"), "/call_log_rest.wasm")),
+    ),
+    (
+        "phone-rest",
+        include_bytes!(concat!(env!("OUT_DIR"), "/phone_rest.wasm")),
+    ),
 ];
 
 /// The bytes of `builtin:NAME`; `None` when `path` is not a builtin path.

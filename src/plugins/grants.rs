@@ -27,7 +27,8 @@ pub fn check_imports(
     for (name, _) in component.component_type().imports(engine) {
         if let Some(rest) = name.strip_prefix(PACKAGE) {
             let interface = rest.split('@').next().unwrap_or(rest);
-            if interface == "types" {
+            // Type-only interfaces carry no capability.
+            if interface == "types" || interface == "ingress-types" {
                 continue;
             }
             if !grants.iter().any(|g| g == interface) {

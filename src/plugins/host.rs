@@ -13,13 +13,17 @@ use tracing::{info, warn};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::Engine;
 
+use super::adapter::{AdapterParts, AdapterPlugin};
+use super::bindings::adapter::{Adapter, AdapterPre};
 use super::bindings::{Policy, PolicyPre};
 use super::engine::{build_engine, start_epoch_ticker};
 use super::grants::check_imports;
+use super::kv_store::KvStore;
 use super::policy::{PluginStats, PolicyParts, PolicyPlugin};
+use super::port::AdapterPort;
 use super::state::{HostContext, KvSpace, PluginState};
 use super::{builtin, PluginError};
-use crate::config::PluginConfig;
+use crate::config::{PluginConfig, PluginWorld};
 use crate::wire::PluginInfo;
 
 /// The ordered policy chain in force.
@@ -28,10 +32,13 @@ pub type Chain = Arc<Vec<Arc<PolicyPlugin>>>;
 pub struct PluginHost {
     engine: Engine,
     linker: Linker<PluginState>,
+    adapter_linker: Linker<PluginState>,
     cache_dir: PathBuf,
+    state_dir: PathBuf,
     config_dir: PathBuf,
     configs: Vec<PluginConfig>,
     chain: RwLock<Chain>,
+    adapters: RwLock<Vec<Arc<AdapterPlugin>>>,
     kv: Mutex<HashMap<String, KvSpace>>,
     stats: Mutex<HashMap<String, Arc<PluginStats>>>,
     pub context: Arc<HostContext>,
@@ -53,21 +60,31 @@ impl PluginHost {
             .map_err(|e| PluginError::Engine(e.to_string()))?;
         Policy::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)
             .map_err(|e| PluginError::Engine(e.to_string()))?;
+        let mut adapter_linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut adapter_linker)
+            .map_err(|e| PluginError::Engine(e.to_string()))?;
+        Adapter::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut adapter_linker, |s| s)
+            .map_err(|e| PluginError::Engine(e.to_string()))?;
         let cache_dir = data_dir.join("plugin-cache");
         std::fs::create_dir_all(&cache_dir).map_err(|e| PluginError::Cache(e.to_string()))?;
+        let state_dir = data_dir.join("plugin-state");
+        std::fs::create_dir_all(&state_dir).map_err(|e| PluginError::Cache(e.to_string()))?;
         let host = PluginHost {
             engine,
             linker,
+            adapter_linker,
             cache_dir,
+            state_dir,
             config_dir: config_dir.to_path_buf(),
             configs: configs.to_vec(),
             chain: RwLock::new(Arc::new(Vec::new())),
+            adapters: RwLock::default(),
             kv: Mutex::default(),
             stats: Mutex::default(),
             context,
         };
         let mut chain = Vec::new();
-        for c in configs {
+        for c in configs.iter().filter(|c| c.world == PluginWorld::Policy) {
             chain.push(Arc::new(host.load_one(c).await?));
         }
         *host.chain.write().expect("chain lock") = Arc::new(chain);
@@ -85,7 +102,9 @@ impl PluginHost {
 
     /// Whether any configured plugin takes call events.
     pub fn wants_events(&self) -> bool {
-        self.configs.iter().any(|c| c.events)
+        self.configs
+            .iter()
+            .any(|c| c.world == PluginWorld::Policy && c.events)
     }
 
     /// Reloads one plugin (or all): each new version is loaded and warmed
@@ -95,6 +114,7 @@ impl PluginHost {
         let targets: Vec<&PluginConfig> = self
             .configs
             .iter()
+            .filter(|c| c.world == PluginWorld::Policy)
             .filter(|c| name.is_none_or(|n| c.name.get_ref() == n))
             .collect();
         if targets.is_empty() {
@@ -121,7 +141,105 @@ impl PluginHost {
 
     /// What `callswitch plugins` shows.
     pub fn list(&self) -> Vec<PluginInfo> {
-        self.chain().iter().map(|p| info_of(p)).collect()
+        let mut all: Vec<PluginInfo> = self.chain().iter().map(|p| info_of(p)).collect();
+        all.extend(self.adapters().iter().map(|a| adapter_info(a)));
+        all
+    }
+
+    /// The adapters loaded so far.
+    pub fn adapters(&self) -> Vec<Arc<AdapterPlugin>> {
+        self.adapters.read().expect("adapters lock").clone()
+    }
+
+    /// The adapter configurations, in config order.
+    pub fn adapter_configs(&self) -> Vec<PluginConfig> {
+        self.configs
+            .iter()
+            .filter(|c| c.world == PluginWorld::Adapter)
+            .cloned()
+            .collect()
+    }
+
+    /// Loads one adapter with its port to devices and streams; the first
+    /// instance is made at once, so a broken adapter fails at start.
+    pub async fn load_adapter(
+        &self,
+        c: &PluginConfig,
+        port: Arc<dyn AdapterPort>,
+    ) -> Result<Arc<AdapterPlugin>, PluginError> {
+        let name = c.name.get_ref().clone();
+        let fail = |why: String| PluginError::Load {
+            plugin: name.clone(),
+            why,
+        };
+        let (bytes, hash, component) = self.component_of(c).map_err(&fail)?;
+        drop(bytes);
+        let imports = check_imports(&self.engine, &component, &c.grants).map_err(&fail)?;
+        let pre = self
+            .adapter_linker
+            .instantiate_pre(&component)
+            .and_then(AdapterPre::new)
+            .map_err(|e| fail(format!("it does not implement the `adapter` world: {e:#}")))?;
+        let adapter = Arc::new(AdapterPlugin::new(AdapterParts {
+            name: name.clone(),
+            path: c.path.clone(),
+            hash,
+            deadline_ms: c.deadline_ms(),
+            memory_mb: c.memory_mb,
+            routes: c.routes.clone(),
+            imports,
+            pre,
+            kv: self.kv_of(&name),
+            settings: Arc::new(settings(&c.config)),
+            host: self.context.clone(),
+            stats: self.stats_of(&name),
+            port,
+        }));
+        adapter
+            .warm_up()
+            .await
+            .map_err(|e| fail(format!("its first instance failed: {e}")))?;
+        self.adapters
+            .write()
+            .expect("adapters lock")
+            .push(adapter.clone());
+        Ok(adapter)
+    }
+
+    fn kv_of(&self, name: &str) -> KvSpace {
+        self.kv
+            .lock()
+            .expect("kv lock")
+            .entry(name.to_string())
+            .or_insert_with(|| {
+                Arc::new(KvStore::persistent(
+                    self.state_dir.join(format!("{name}.json")),
+                ))
+            })
+            .clone()
+    }
+
+    fn stats_of(&self, name: &str) -> Arc<PluginStats> {
+        self.stats
+            .lock()
+            .expect("stats lock")
+            .entry(name.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// A plugin's bytes, their hash and the compiled component.
+    fn component_of(&self, c: &PluginConfig) -> Result<(Vec<u8>, String, Component), String> {
+        let bytes = match builtin::bytes(&c.path) {
+            Some(b) => b?.to_vec(),
+            None => {
+                let path = self.resolve_path(&c.path);
+                std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
+            }
+        };
+        let hash = hex::encode(Sha256::digest(&bytes));
+        let component = self.compile_cached(&bytes, &hash)?;
+        Ok((bytes, hash, component))
     }
 
     /// Reloads plugins with `watch = true` when their file changes.
@@ -173,42 +291,21 @@ impl PluginHost {
             plugin: name.clone(),
             why,
         };
-        let bytes = match builtin::bytes(&c.path) {
-            Some(b) => b.map_err(&fail)?.to_vec(),
-            None => {
-                let path = self.resolve_path(&c.path);
-                std::fs::read(&path)
-                    .map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?
-            }
-        };
-        let hash = hex::encode(Sha256::digest(&bytes));
-        let component = self.compile_cached(&bytes, &hash).map_err(&fail)?;
+        let (_, hash, component) = self.component_of(c).map_err(&fail)?;
         let imports = check_imports(&self.engine, &component, &c.grants).map_err(&fail)?;
         let pre = self
             .linker
             .instantiate_pre(&component)
             .and_then(PolicyPre::new)
             .map_err(|e| fail(format!("it does not implement the `policy` world: {e:#}")))?;
-        let kv = self
-            .kv
-            .lock()
-            .expect("kv lock")
-            .entry(name.clone())
-            .or_default()
-            .clone();
-        let stats = self
-            .stats
-            .lock()
-            .expect("stats lock")
-            .entry(name.clone())
-            .or_default()
-            .clone();
+        let kv = self.kv_of(&name);
+        let stats = self.stats_of(&name);
         let plugin = PolicyPlugin::new(PolicyParts {
             name: name.clone(),
             path: c.path.clone(),
             hash,
             on_error: c.on_error,
-            deadline_ms: c.deadline_ms,
+            deadline_ms: c.deadline_ms(),
             memory_mb: c.memory_mb,
             events: c.events,
             imports,
@@ -312,5 +409,24 @@ fn info_of(p: &PolicyPlugin) -> PluginInfo {
         failures: p.stats.failures.load(Relaxed),
         time_us: p.stats.nanos.load(Relaxed) / 1000,
         instantiations: p.stats.instantiations.load(Relaxed),
+    }
+}
+
+fn adapter_info(a: &AdapterPlugin) -> PluginInfo {
+    use std::sync::atomic::Ordering::Relaxed;
+    PluginInfo {
+        name: a.name.clone(),
+        world: "adapter".into(),
+        path: a.path.clone(),
+        hash: a.hash.clone(),
+        imports: a.imports.iter().cloned().collect(),
+        hooks: a.routes.clone(),
+        on_error: "close".into(),
+        deadline_ms: a.deadline_ms,
+        memory_mb: a.memory_mb,
+        calls: a.stats.calls.load(Relaxed),
+        failures: a.stats.failures.load(Relaxed),
+        time_us: a.stats.nanos.load(Relaxed) / 1000,
+        instantiations: a.stats.instantiations.load(Relaxed),
     }
 }

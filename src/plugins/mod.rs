@@ -6,6 +6,7 @@
 //! driver (in their own tasks), so a slow plugin delays only the request
 //! it is deciding.
 
+mod adapter;
 pub mod bindings;
 pub mod builtin;
 mod capabilities;
@@ -14,9 +15,12 @@ mod convert;
 mod engine;
 mod grants;
 mod host;
+mod kv_store;
 mod policy;
+pub mod port;
 mod state;
 
+pub use adapter::AdapterPlugin;
 pub use chain::{DialDecision, Refusal};
 pub use host::{Chain, PluginHost};
 pub use policy::{HookFailure, PolicyPlugin};

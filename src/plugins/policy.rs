@@ -37,6 +37,25 @@ pub enum HookFailure {
     Instantiate(String),
 }
 
+/// Names what went wrong in a call into a plugin.
+pub fn classify_failure(e: wasmtime::Error, deadline_ms: u64, memory_mb: u64) -> HookFailure {
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => HookFailure::Deadline(deadline_ms),
+        Some(Trap::AllocationTooLarge) => HookFailure::Memory(memory_mb),
+        Some(trap) => HookFailure::Trap(trap.to_string()),
+        None => {
+            // The first line is wasmtime's context ("error while
+            // executing at wasm backtrace"); the root cause says what.
+            let text = e.root_cause().to_string();
+            if text.contains("memory") && (text.contains("grow") || text.contains("limit")) {
+                HookFailure::Memory(memory_mb)
+            } else {
+                HookFailure::Trap(text.lines().next().unwrap_or_default().to_string())
+            }
+        }
+    }
+}
+
 /// Counters shown by `callswitch plugins`.
 #[derive(Debug, Default)]
 pub struct PluginStats {
@@ -162,6 +181,9 @@ impl PolicyPlugin {
                 kv: self.kv.clone(),
                 settings: self.settings.clone(),
                 host: self.host.clone(),
+                port: None,
+                waited: Duration::ZERO,
+                budget: None,
             };
             let mut store = Store::new(self.pre.engine(), state);
             store.limiter(|s| &mut s.limits);
@@ -181,21 +203,7 @@ impl PolicyPlugin {
     }
 
     fn classify(&self, e: wasmtime::Error) -> HookFailure {
-        match e.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => HookFailure::Deadline(self.deadline_ms),
-            Some(Trap::AllocationTooLarge) => HookFailure::Memory(self.memory_mb),
-            Some(trap) => HookFailure::Trap(trap.to_string()),
-            None => {
-                // The first line is wasmtime's context ("error while
-                // executing at wasm backtrace"); the root cause says what.
-                let text = e.root_cause().to_string();
-                if text.contains("memory") && (text.contains("grow") || text.contains("limit")) {
-                    HookFailure::Memory(self.memory_mb)
-                } else {
-                    HookFailure::Trap(text.lines().next().unwrap_or_default().to_string())
-                }
-            }
-        }
+        classify_failure(e, self.deadline_ms, self.memory_mb)
     }
 
     fn account(&self, spent: Duration, failed: bool) {

@@ -3,8 +3,8 @@
 //! its settings, a read view of the switch and a command channel).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
-use std::time::Instant;
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -12,11 +12,11 @@ use wasmtime::component::ResourceTable;
 use wasmtime::StoreLimits;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::port::AdapterPort;
 use crate::switch::Directory;
 use crate::wire::CallSummary;
 
-/// A plugin's key-value space; kept by the host across reloads.
-pub type KvSpace = Arc<Mutex<BTreeMap<String, Vec<u8>>>>;
+pub use super::kv_store::KvSpace;
 
 /// A request from a plugin to act on the switch (`calls-control`, `notify`).
 #[derive(Debug)]
@@ -84,6 +84,22 @@ pub struct PluginState {
     pub kv: KvSpace,
     pub settings: Arc<BTreeMap<String, String>>,
     pub host: Arc<HostContext>,
+    /// An adapter's access to its devices and streams (`None` for policies).
+    pub port: Option<Arc<dyn AdapterPort>>,
+    /// Time the current call spent waiting in host functions, which does
+    /// not count against an adapter's deadline.
+    pub waited: Duration,
+    /// An adapter's current call: when it started and how long its own
+    /// code may run (`None` for policies, whose deadline is a plain epoch
+    /// deadline).
+    pub budget: Option<CallBudget>,
+}
+
+/// The running time an adapter call may use.
+#[derive(Debug, Clone, Copy)]
+pub struct CallBudget {
+    pub started: Instant,
+    pub limit: Duration,
 }
 
 impl WasiView for PluginState {

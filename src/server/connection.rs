@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, info_span, Instrument};
 
 use super::driver::{Input, Outbound, OUTBOX_DEPTH};
-use super::relay::{run_datagrams, DeviceMedia, RelayStats};
+use super::relay::{run_datagrams, DeviceMedia, MediaSink, RelayStats};
 use crate::switch::DeviceId;
 use crate::wire::{
     decode_frame_len, encode_frame_max, ClientFrame, ErrorCode, FrameError, ServerMessage,
@@ -50,9 +50,10 @@ pub async fn serve_connection(
             let (outbox, outbox_rx) = mpsc::channel(OUTBOX_DEPTH);
             let open = Input::Open {
                 device,
-                conn: conn.clone(),
+                sink: MediaSink::Quic(conn.clone()),
                 outbox: outbox.clone(),
                 media,
+                rings: true,
             };
             if driver.send(open).await.is_ok() {
                 let writer = tokio::spawn(write_loop(conn.clone(), send, outbox_rx));

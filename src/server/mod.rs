@@ -6,6 +6,7 @@ mod connection;
 mod driver;
 mod endpoint;
 pub mod identity;
+mod link;
 mod relay;
 
 use std::net::SocketAddr;
@@ -19,7 +20,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-pub use relay::RelayStats;
+pub use driver::Outbound;
+pub use link::{LinkedDevice, SwitchGone, SwitchLink};
+pub use relay::{DeviceMedia, RelayStats, StreamSlot};
 
 use crate::cdr::{CdrError, CdrStore};
 use crate::config::Config;
@@ -40,6 +43,8 @@ pub enum ServerError {
     Records(#[from] CdrError),
     #[error(transparent)]
     Plugin(#[from] PluginError),
+    #[error(transparent)]
+    Ingress(#[from] crate::ingress::IngressError),
 }
 
 /// A running switch.
@@ -51,6 +56,10 @@ pub struct ServerHandle {
     /// The local admin token (also in `<data_dir>/admin.token`).
     pub admin_token: String,
     pub data_dir: PathBuf,
+    /// The bound HTTP ingress address (adapters and `/metrics`), unless
+    /// the ingress is disabled.
+    pub http_addr: Option<SocketAddr>,
+    ingress: Option<crate::ingress::IngressHandle>,
     endpoint: quinn::Endpoint,
     driver_tx: mpsc::Sender<Input>,
     driver: JoinHandle<()>,
@@ -104,9 +113,11 @@ pub async fn start(config: &Config, data_dir: &Path) -> Result<ServerHandle, Ser
         }
         (Some(host), Some(rx))
     };
+
     let mut switch = Switch::new(directory, config.switch_settings());
     switch.remember_ended(CdrStore::call_ids(data_dir)?);
     let (driver_tx, driver_rx) = mpsc::channel(4096);
+    let plugins_for_ingress = plugins.clone();
     let driver = Driver::new(
         switch,
         cdr,
@@ -116,13 +127,41 @@ pub async fn start(config: &Config, data_dir: &Path) -> Result<ServerHandle, Ser
         driver_tx.clone(),
     );
     let driver = tokio::spawn(driver.run(driver_rx, commands));
-    let accept = tokio::spawn(accept_loop(endpoint.clone(), driver_tx.clone(), stats));
+    let next_device = Arc::new(AtomicU64::new(1));
+    let link = SwitchLink::new(
+        driver_tx.clone(),
+        next_device.clone(),
+        stats.clone(),
+        data_dir.to_path_buf(),
+    );
+    let accept = tokio::spawn(accept_loop(
+        endpoint.clone(),
+        driver_tx.clone(),
+        stats,
+        next_device,
+    ));
+    let ingress = if config.ingress.enabled {
+        Some(
+            crate::ingress::start(
+                &config.ingress,
+                data_dir,
+                link,
+                plugins_for_ingress,
+                config.directory.clone(),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     info!(%addr, fingerprint = %identity.fingerprint, data_dir = %data_dir.display(), "callswitch listening");
     Ok(ServerHandle {
         addr,
         fingerprint: identity.fingerprint,
         admin_token,
         data_dir: data_dir.to_path_buf(),
+        http_addr: ingress.as_ref().map(|i| i.addr),
+        ingress,
         endpoint,
         driver_tx,
         driver,
@@ -134,8 +173,8 @@ async fn accept_loop(
     endpoint: quinn::Endpoint,
     driver: mpsc::Sender<Input>,
     stats: Arc<RelayStats>,
+    next_device: Arc<AtomicU64>,
 ) {
-    let next_device = AtomicU64::new(1);
     while let Some(incoming) = endpoint.accept().await {
         let device = next_device.fetch_add(1, Relaxed);
         tokio::spawn(connection::serve_connection(
@@ -149,8 +188,9 @@ async fn accept_loop(
 
 impl ServerHandle {
     /// Ends and records every call, tells every client, closes the endpoint.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         self.accept.abort();
+        drop(self.ingress.take());
         let (done, wait) = oneshot::channel();
         if self.driver_tx.send(Input::Shutdown { done }).await.is_ok() {
             let _ = wait.await;

@@ -8,9 +8,10 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
+use tokio::sync::mpsc;
 
 use crate::wire::{MediaCounts, MediaFrame};
 
@@ -50,7 +51,52 @@ impl CallCounters {
 #[derive(Debug)]
 pub struct Route {
     pub counters: Arc<CallCounters>,
-    pub peers: Vec<quinn::Connection>,
+    pub peers: Vec<MediaSink>,
+}
+
+/// How a device receives audio.
+#[derive(Debug, Clone)]
+pub enum MediaSink {
+    /// A QUIC client: as datagrams on its connection.
+    Quic(quinn::Connection),
+    /// An adapter's device: on the WebSocket stream attached to it, if any.
+    Stream(Arc<StreamSlot>),
+}
+
+impl MediaSink {
+    /// Hands one datagram on without waiting; false when it was dropped.
+    fn send(&self, datagram: Bytes) -> bool {
+        match self {
+            MediaSink::Quic(conn) => conn.send_datagram(datagram).is_ok(),
+            MediaSink::Stream(slot) => slot.send(datagram),
+        }
+    }
+}
+
+/// The stream an adapter attached to one of its devices as its media leg.
+/// Its lock is taken once per frame, only by the relay and by an attach.
+#[derive(Debug, Default)]
+pub struct StreamSlot {
+    tx: Mutex<Option<mpsc::Sender<Bytes>>>,
+}
+
+impl StreamSlot {
+    pub fn attach(&self, tx: mpsc::Sender<Bytes>) {
+        *self.tx.lock().expect("stream slot") = Some(tx);
+    }
+
+    pub fn detach(&self) {
+        *self.tx.lock().expect("stream slot") = None;
+    }
+
+    fn send(&self, datagram: Bytes) -> bool {
+        match &*self.tx.lock().expect("stream slot") {
+            // A full queue means the peer reads slower than audio arrives:
+            // drop this frame rather than let delay build up.
+            Some(tx) => tx.try_send(datagram).is_ok(),
+            None => false,
+        }
+    }
 }
 
 /// One connection's routing table.
@@ -94,7 +140,7 @@ impl DeviceMedia {
         route.counters.received.fetch_add(1, Relaxed);
         let mut sent = 0;
         for peer in &route.peers {
-            if peer.send_datagram(datagram.clone()).is_ok() {
+            if peer.send(datagram.clone()) {
                 sent += 1;
             } else {
                 stats.frames_dropped_send.fetch_add(1, Relaxed);

@@ -48,6 +48,9 @@ struct Device {
     connected_at: Millis,
     /// Live calls this device rings for or is joined to.
     calls: HashSet<Uuid>,
+    /// Whether the user's incoming calls ring here. An adapter's leg that
+    /// exists for one outgoing call does not.
+    rings: bool,
 }
 
 /// What `connect` grants.
@@ -160,6 +163,7 @@ impl Switch {
                 label: label.unwrap_or_else(|| format!("device-{device}")),
                 connected_at: now,
                 calls: HashSet::new(),
+                rings: true,
             },
         );
         if let Some(id) = user {
@@ -453,6 +457,13 @@ impl Switch {
     }
 
     /// The devices a user is online on, newest last.
+    /// Stops (or resumes) ringing `device` for its user's incoming calls.
+    pub fn set_rings(&mut self, device: DeviceId, rings: bool) {
+        if let Some(d) = self.devices.get_mut(&device) {
+            d.rings = rings;
+        }
+    }
+
     pub fn devices_of(&self, user: Uuid) -> Vec<DeviceId> {
         self.user_devices.get(&user).cloned().unwrap_or_default()
     }
@@ -1026,7 +1037,8 @@ impl Switch {
 
     fn invite_party(&mut self, now: Millis, call_id: Uuid, user: Uuid) {
         let user_ref = self.party_ref(user);
-        let devices: Vec<DeviceId> = self.user_devices.get(&user).cloned().unwrap_or_default();
+        let mut devices: Vec<DeviceId> = self.user_devices.get(&user).cloned().unwrap_or_default();
+        devices.retain(|d| self.devices.get(d).is_some_and(|d| d.rings));
         let status = if self.is_busy(user) {
             PartyStatus::Busy
         } else if devices.is_empty() {

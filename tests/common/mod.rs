@@ -2,6 +2,8 @@
 //! port with its own data directory, and real QUIC clients.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::time::Duration;
 
 use callswitch::client::{Client, ClientOptions, Events};
@@ -44,6 +46,7 @@ pub fn config_text(k: &Knobs) -> String {
     };
     let mut text = base
         .replace("listen = \"127.0.0.1:4433\"", "listen = \"127.0.0.1:0\"")
+        .replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"")
         .replace(
             "ring_timeout_secs = 60",
             &format!("ring_timeout_secs = {}", k.ring_timeout_secs),
@@ -73,6 +76,11 @@ impl TestSwitch {
     }
 
     pub async fn start_with(knobs: Knobs) -> Self {
+        // `RUST_LOG=debug cargo test ...` shows the switch's log.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let dir = tempfile::tempdir().unwrap();
         let handle = start_in(&dir, &knobs).await.expect("switch starts");
         TestSwitch {
@@ -84,6 +92,11 @@ impl TestSwitch {
 
     pub fn handle(&self) -> &ServerHandle {
         self.handle.as_ref().expect("running")
+    }
+
+    /// The HTTP ingress address.
+    pub fn http(&self) -> std::net::SocketAddr {
+        self.handle().http_addr.expect("ingress enabled")
     }
 
     pub fn options(&self, token: &str) -> ClientOptions {

@@ -6,11 +6,14 @@ mod calls;
 mod calls_control;
 mod clock;
 mod config;
+mod devices;
 mod kv;
 mod log;
 mod notify;
+mod streams;
 
 use super::bindings::callswitch::plugin::types;
 use super::state::PluginState;
 
 impl types::Host for PluginState {}
+impl super::bindings::adapter::callswitch::plugin::ingress_types::Host for PluginState {}

@@ -18,12 +18,12 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, info_span, warn};
 use uuid::Uuid;
 
-use super::relay::{CallCounters, DeviceMedia, RelayStats, Route};
+use super::relay::{CallCounters, DeviceMedia, MediaSink, RelayStats, Route};
 use crate::cdr::CdrStore;
 use crate::plugins::{DialDecision, PluginCommand, PluginHost, Refusal};
 use crate::switch::{DeviceId, Effect, MediaLeg, Switch, SwitchError};
 use crate::wire::{
-    CallRecord, EndReason, ErrorCode, Millis, PolicyNote, Request, Role, ServerMessage,
+    CallEvent, CallRecord, EndReason, ErrorCode, Millis, PolicyNote, Request, Role, ServerMessage,
     StatsSnapshot, PROTOCOL_VERSION,
 };
 
@@ -47,9 +47,11 @@ pub enum Input {
     /// A connection's first stream opened: remember how to reach it.
     Open {
         device: DeviceId,
-        conn: quinn::Connection,
+        sink: MediaSink,
         outbox: mpsc::Sender<Outbound>,
         media: Arc<DeviceMedia>,
+        /// False for an adapter's leg that must never ring.
+        rings: bool,
     },
     /// A request read from a connection's control stream.
     Request {
@@ -107,6 +109,15 @@ pub enum Input {
     },
     /// End every call, record them, close every connection.
     Shutdown { done: oneshot::Sender<()> },
+    /// The counters (for `/metrics`).
+    Stats {
+        reply: oneshot::Sender<StatsSnapshot>,
+    },
+    /// The events of a live call so far (`None` if it is not live).
+    CallEvents {
+        call_id: Uuid,
+        reply: oneshot::Sender<Option<Vec<CallEvent>>>,
+    },
 }
 
 /// The parts of a `hello` kept while policy decides it.
@@ -117,7 +128,8 @@ pub struct Hello {
 }
 
 struct DeviceHandle {
-    conn: quinn::Connection,
+    sink: MediaSink,
+    rings: bool,
     outbox: mpsc::Sender<Outbound>,
     media: Arc<DeviceMedia>,
 }
@@ -254,16 +266,24 @@ impl Driver {
 
     fn handle(&mut self, input: Input) {
         match input {
+            Input::Stats { reply } => {
+                let _ = reply.send(self.stats_snapshot());
+            }
+            Input::CallEvents { call_id, reply } => {
+                let _ = reply.send(self.switch.call_events(call_id).map(<[_]>::to_vec));
+            }
             Input::Open {
                 device,
-                conn,
+                sink,
                 outbox,
                 media,
+                rings,
             } => {
                 self.devices.insert(
                     device,
                     DeviceHandle {
-                        conn,
+                        sink,
+                        rings,
                         outbox,
                         media,
                     },
@@ -581,6 +601,9 @@ impl Driver {
             .connect(self.clock.now(), device, token, label, act_as)
         {
             Ok(session) => {
+                if !self.devices[&device].rings {
+                    self.switch.set_rings(device, false);
+                }
                 info!(device, role = ?session.role, user = ?session.user.as_ref().map(|u| &u.name), "hello");
                 self.refresh_online();
                 Some(ServerMessage::Welcome {
@@ -754,7 +777,7 @@ impl Driver {
             let peers = legs
                 .iter()
                 .filter(|o| o.channel != leg.channel)
-                .filter_map(|o| self.devices.get(&o.device).map(|p| p.conn.clone()))
+                .filter_map(|o| self.devices.get(&o.device).map(|p| p.sink.clone()))
                 .collect();
             d.media.set_route(
                 leg.channel,
@@ -775,7 +798,13 @@ impl Driver {
             handle.outbox.try_send(Outbound::Message(message))
         {
             warn!(device, "control outbox full: closing the connection");
-            handle.conn.close(3u32.into(), b"control messages not read");
+            match &handle.sink {
+                MediaSink::Quic(conn) => conn.close(3u32.into(), b"control messages not read"),
+                // An adapter's device: its dispatcher drains the outbox
+                // without waiting on the plugin, so this is a stuck task;
+                // the message is lost and logged.
+                MediaSink::Stream(_) => {}
+            }
         }
     }
 

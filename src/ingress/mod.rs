@@ -1,0 +1,312 @@
+//! The ingress: one TCP listener speaking HTTP/1.1 and HTTP/2 (cleartext)
+//! for adapter plugins and `/metrics`. A request goes to the adapter whose
+//! route is the longest prefix of its path; the host reads and caps the
+//! body, performs the WebSocket upgrades adapters accept, and turns an
+//! adapter's failure into a 500 while everyone else is served as before.
+
+mod metrics;
+mod port;
+mod websocket;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+pub use metrics::IngressCounters;
+use port::AdapterLinks;
+
+use crate::config::IngressConfig;
+use crate::plugins::bindings::adapter::{Header, HttpReply, HttpRequest};
+use crate::plugins::{AdapterPlugin, PluginError, PluginHost};
+use crate::server::SwitchLink;
+use crate::switch::Directory;
+
+/// The file `serve` writes the bound ingress address into.
+pub const ADDR_FILE: &str = "ingress.addr";
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngressError {
+    #[error("cannot listen for HTTP on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+}
+
+/// A running ingress.
+pub struct IngressHandle {
+    pub addr: SocketAddr,
+    accept: JoinHandle<()>,
+}
+
+impl Drop for IngressHandle {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+struct Mount {
+    route: String,
+    adapter: Arc<AdapterPlugin>,
+    links: Arc<AdapterLinks>,
+}
+
+struct Shared {
+    mounts: Vec<Mount>,
+    link: SwitchLink,
+    plugins: Option<Arc<PluginHost>>,
+    counters: Arc<IngressCounters>,
+    max_body: usize,
+    max_message: usize,
+}
+
+/// Loads the adapters, binds and serves.
+pub async fn start(
+    config: &IngressConfig,
+    data_dir: &Path,
+    link: SwitchLink,
+    plugins: Option<Arc<PluginHost>>,
+    directory: Directory,
+) -> Result<IngressHandle, IngressError> {
+    let counters = Arc::new(IngressCounters::default());
+    let next_stream = Arc::new(AtomicU64::new(1));
+    let mut mounts = Vec::new();
+    if let Some(host) = &plugins {
+        for c in host.adapter_configs() {
+            let (links, events) = AdapterLinks::new(
+                c.name.get_ref().clone(),
+                link.clone(),
+                directory.clone(),
+                counters.clone(),
+                next_stream.clone(),
+            );
+            let adapter = host.load_adapter(&c, links.clone()).await?;
+            links.start_pump(&adapter, events);
+            info!(adapter = %adapter.name, routes = ?adapter.routes, "adapter mounted");
+            for route in &adapter.routes {
+                mounts.push(Mount {
+                    route: route.clone(),
+                    adapter: adapter.clone(),
+                    links: links.clone(),
+                });
+            }
+        }
+    }
+    // Longest prefix first.
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.route.len()));
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| IngressError::Bind(config.listen, e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| IngressError::Bind(config.listen, e))?;
+    if let Err(e) = std::fs::write(data_dir.join(ADDR_FILE), addr.to_string()) {
+        warn!(error = %e, "could not write ingress.addr");
+    }
+    let shared = Arc::new(Shared {
+        mounts,
+        link,
+        plugins,
+        counters,
+        max_body: config.max_body_bytes,
+        max_message: config.max_message_bytes,
+    });
+    let accept = tokio::spawn(accept_loop(listener, shared));
+    info!(%addr, "HTTP ingress listening");
+    Ok(IngressHandle { addr, accept })
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let (tcp, remote) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of descriptors and the like: wait, do not spin.
+                warn!(error = %e, "accepting an HTTP connection");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let shared = shared.clone();
+                async move { Ok::<_, Infallible>(handle(shared, req, remote).await) }
+            });
+            if let Err(e) = auto::Builder::new(TokioExecutor::new())
+                .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+                .await
+            {
+                debug!(%remote, error = %e, "HTTP connection ended with an error");
+            }
+        });
+    }
+}
+
+type Reply = Response<Full<Bytes>>;
+
+/// The host's own error body (the shape the phone API also uses).
+fn host_error(status: StatusCode, reason: &str) -> Reply {
+    let body = serde_json::json!({"error": true, "status": status.as_u16(), "reason": reason});
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json; charset=utf-8")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("valid response")
+}
+
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>, remote: SocketAddr) -> Reply {
+    let path = req.uri().path().to_string();
+    if path == "/metrics" {
+        return metrics_reply(&shared).await;
+    }
+    let Some(mount) = shared.mounts.iter().find(|m| path.starts_with(&m.route)) else {
+        return host_error(
+            StatusCode::NOT_FOUND,
+            &format!("nothing is mounted at {path}"),
+        );
+    };
+    let name = mount.adapter.name.clone();
+    let reply = adapter_request(&shared, mount, req, remote).await;
+    shared
+        .counters
+        .count_request(&name, reply.status().as_u16());
+    reply
+}
+
+async fn adapter_request(
+    shared: &Shared,
+    mount: &Mount,
+    mut req: Request<Incoming>,
+    remote: SocketAddr,
+) -> Reply {
+    let websocket = websocket::is_upgrade(&req);
+    let upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
+    let (parts, body) = req.into_parts();
+    let headers: Vec<Header> = parts
+        .headers
+        .iter()
+        .filter_map(|(name, value)| {
+            Some(Header {
+                name: name.as_str().to_string(),
+                value: value.to_str().ok()?.to_string(),
+            })
+        })
+        .collect();
+    let body = match Limited::new(body, shared.max_body).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return if e.is::<http_body_util::LengthLimitError>() {
+                host_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("request body is larger than {} bytes", shared.max_body),
+                )
+            } else {
+                host_error(StatusCode::BAD_REQUEST, &format!("reading the body: {e}"))
+            };
+        }
+    };
+    let request = HttpRequest {
+        method: parts.method.as_str().to_string(),
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().unwrap_or_default().to_string(),
+        headers,
+        body: body.to_vec(),
+        remote: remote.to_string(),
+        websocket,
+    };
+    let adapter = &mount.adapter;
+    let failed = |why: String| {
+        host_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("adapter `{}` failed: {why}", adapter.name),
+        )
+    };
+    match adapter.handle_http(&request).await {
+        Err(failure) => failed(failure.to_string()),
+        Ok(HttpReply::Respond(r)) => {
+            let Some(status) = (100..=599)
+                .contains(&r.status)
+                .then(|| StatusCode::from_u16(r.status).ok())
+                .flatten()
+            else {
+                return failed(format!("invalid status code {}", r.status));
+            };
+            let mut response = Response::new(Full::new(Bytes::from(r.body)));
+            *response.status_mut() = status;
+            for h in r.headers {
+                let (Ok(name), Ok(value)) = (
+                    HeaderName::from_bytes(h.name.as_bytes()),
+                    HeaderValue::from_str(&h.value),
+                ) else {
+                    return failed(format!("invalid header `{}`", h.name));
+                };
+                if name == hyper::header::CONTENT_LENGTH || name == hyper::header::TRANSFER_ENCODING
+                {
+                    continue;
+                }
+                response.headers_mut().append(name, value);
+            }
+            response
+        }
+        Ok(HttpReply::Upgrade(context)) => {
+            let Some(upgrade) = upgrade else {
+                return failed(
+                    "it asked to upgrade a request that is not a WebSocket upgrade".into(),
+                );
+            };
+            let key = parts
+                .headers
+                .get("sec-websocket-key")
+                .map(|k| k.as_bytes().to_vec())
+                .unwrap_or_default();
+            let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(&key);
+            tokio::spawn(websocket::run_stream(
+                mount.links.clone(),
+                upgrade,
+                context,
+                shared.max_message,
+            ));
+            Response::builder()
+                .status(StatusCode::SWITCHING_PROTOCOLS)
+                .header("upgrade", "websocket")
+                .header("connection", "Upgrade")
+                .header("sec-websocket-accept", accept)
+                .body(Full::new(Bytes::new()))
+                .expect("valid response")
+        }
+    }
+}
+
+async fn metrics_reply(shared: &Shared) -> Reply {
+    let Ok(stats) = shared.link.stats().await else {
+        return host_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the switch is shutting down",
+        );
+    };
+    let plugins = shared
+        .plugins
+        .as_ref()
+        .map(|p| p.list())
+        .unwrap_or_default();
+    let text = metrics::render(&stats, &plugins, &shared.counters);
+    Response::builder()
+        .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
+        .body(Full::new(Bytes::from(text)))
+        .expect("valid response")
+}

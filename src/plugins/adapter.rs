@@ -1,0 +1,220 @@
+//! One loaded adapter plugin: its pre-instantiated component, the warm
+//! instance every call goes to (one call at a time), and the port to its
+//! devices and streams. An adapter's deadline counts only the time its own
+//! code runs: waits in host functions (`devices.request`) are credited
+//! back, since an adapter's work is mostly waiting for the switch. A call
+//! that fails throws the instance away and closes everything the adapter
+//! had opened: a fresh instance must not inherit devices it knows nothing
+//! of.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::warn;
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime_wasi::WasiCtxBuilder;
+
+use super::bindings::adapter::{Adapter, AdapterPre, HttpReply, HttpRequest, StreamMessage};
+use super::engine::EPOCH_TICK;
+use super::policy::{classify_failure, HookFailure, PluginStats};
+use super::port::AdapterPort;
+use super::state::{CallBudget, HostContext, KvSpace, PluginState};
+
+struct Warm {
+    store: Store<PluginState>,
+    adapter: Adapter,
+}
+
+/// Everything needed to make instances of one adapter.
+pub struct AdapterParts {
+    pub name: String,
+    pub path: String,
+    pub hash: String,
+    pub deadline_ms: u64,
+    pub memory_mb: u64,
+    pub routes: Vec<String>,
+    pub imports: BTreeSet<String>,
+    pub pre: AdapterPre<PluginState>,
+    pub kv: KvSpace,
+    pub settings: Arc<std::collections::BTreeMap<String, String>>,
+    pub host: Arc<HostContext>,
+    pub stats: Arc<PluginStats>,
+    pub port: Arc<dyn AdapterPort>,
+}
+
+pub struct AdapterPlugin {
+    pub name: String,
+    pub path: String,
+    pub hash: String,
+    pub deadline_ms: u64,
+    pub memory_mb: u64,
+    /// Path prefixes the ingress routes here.
+    pub routes: Vec<String>,
+    pub imports: BTreeSet<String>,
+    pub stats: Arc<PluginStats>,
+    pre: AdapterPre<PluginState>,
+    kv: KvSpace,
+    settings: Arc<std::collections::BTreeMap<String, String>>,
+    host: Arc<HostContext>,
+    port: Arc<dyn AdapterPort>,
+    warm: tokio::sync::Mutex<Option<Warm>>,
+}
+
+fn ticks(d: Duration) -> u64 {
+    (d.as_micros() as u64 / EPOCH_TICK.as_micros() as u64).max(1)
+}
+
+/// Runs one export on the warm instance (making one when needed) under
+/// the adapter's budget; on failure the instance is dropped and the port
+/// reset.
+macro_rules! adapter_call {
+    ($self:ident, $what:literal, |$adapter:ident, $store:ident| $call:expr) => {{
+        let started = Instant::now();
+        let mut guard = $self.warm.lock().await;
+        let result = match $self.warm_instance(&mut guard).await {
+            Err(e) => Err(e),
+            Ok(warm) => {
+                let limit = Duration::from_millis($self.deadline_ms);
+                warm.store.data_mut().budget = Some(CallBudget {
+                    started: Instant::now(),
+                    limit,
+                });
+                warm.store.data_mut().waited = Duration::ZERO;
+                warm.store.set_epoch_deadline(ticks(limit));
+                let $adapter = &warm.adapter;
+                let $store = &mut warm.store;
+                $call
+                    .await
+                    .map_err(|e| classify_failure(e, $self.deadline_ms, $self.memory_mb))
+            }
+        };
+        let failed = result.is_err();
+        if failed {
+            *guard = None;
+        }
+        drop(guard);
+        $self.account(started.elapsed(), failed);
+        if let Err(failure) = &result {
+            warn!(plugin = %$self.name, call = $what, %failure, "adapter failed; closing its streams and devices");
+            $self.port.reset();
+        }
+        result
+    }};
+}
+
+impl AdapterPlugin {
+    pub fn new(p: AdapterParts) -> Self {
+        AdapterPlugin {
+            name: p.name,
+            path: p.path,
+            hash: p.hash,
+            deadline_ms: p.deadline_ms,
+            memory_mb: p.memory_mb,
+            routes: p.routes,
+            imports: p.imports,
+            stats: p.stats,
+            pre: p.pre,
+            kv: p.kv,
+            settings: p.settings,
+            host: p.host,
+            port: p.port,
+            warm: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Makes the first instance now, so an adapter that cannot start fails
+    /// at load rather than on its first request.
+    pub async fn warm_up(&self) -> Result<(), HookFailure> {
+        let mut guard = self.warm.lock().await;
+        self.warm_instance(&mut guard).await.map(|_| ())
+    }
+
+    async fn warm_instance<'a>(
+        &self,
+        slot: &'a mut Option<Warm>,
+    ) -> Result<&'a mut Warm, HookFailure> {
+        if slot.is_none() {
+            let limits = StoreLimitsBuilder::new()
+                .memory_size((self.memory_mb as usize) << 20)
+                .trap_on_grow_failure(true)
+                .build();
+            let state = PluginState {
+                plugin: self.name.as_str().into(),
+                wasi: WasiCtxBuilder::new().build(),
+                table: ResourceTable::new(),
+                limits,
+                kv: self.kv.clone(),
+                settings: self.settings.clone(),
+                host: self.host.clone(),
+                port: Some(self.port.clone()),
+                waited: Duration::ZERO,
+                budget: Some(CallBudget {
+                    started: Instant::now(),
+                    limit: Duration::from_millis(self.deadline_ms * 4),
+                }),
+            };
+            let mut store = Store::new(self.pre.engine(), state);
+            store.limiter(|s| &mut s.limits);
+            store.epoch_deadline_callback(|ctx| {
+                let state = ctx.data();
+                let Some(budget) = state.budget else {
+                    return Ok(UpdateDeadline::Continue(ticks(Duration::from_secs(1))));
+                };
+                let used = budget.started.elapsed().saturating_sub(state.waited);
+                if used < budget.limit {
+                    Ok(UpdateDeadline::Continue(ticks(budget.limit - used)))
+                } else {
+                    Err(Trap::Interrupt.into())
+                }
+            });
+            store.set_epoch_deadline(ticks(Duration::from_millis(self.deadline_ms * 4)));
+            let adapter = self
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(|e| HookFailure::Instantiate(format!("{e:#}")))?;
+            self.stats.instantiations.fetch_add(1, Relaxed);
+            *slot = Some(Warm { store, adapter });
+        }
+        Ok(slot.as_mut().expect("just made"))
+    }
+
+    fn account(&self, spent: Duration, failed: bool) {
+        self.stats.calls.fetch_add(1, Relaxed);
+        self.stats.nanos.fetch_add(spent.as_nanos() as u64, Relaxed);
+        if failed {
+            self.stats.failures.fetch_add(1, Relaxed);
+        }
+    }
+
+    pub async fn handle_http(&self, request: &HttpRequest) -> Result<HttpReply, HookFailure> {
+        adapter_call!(self, "handle-http", |a, s| a.call_handle_http(s, request))
+    }
+
+    pub async fn on_stream_open(&self, stream: u64, context: &str) -> Result<(), HookFailure> {
+        adapter_call!(self, "on-stream-open", |a, s| a
+            .call_on_stream_open(s, stream, context))
+    }
+
+    pub async fn on_stream_message(
+        &self,
+        stream: u64,
+        message: &StreamMessage,
+    ) -> Result<(), HookFailure> {
+        adapter_call!(self, "on-stream-message", |a, s| a
+            .call_on_stream_message(s, stream, message))
+    }
+
+    pub async fn on_stream_close(&self, stream: u64) -> Result<(), HookFailure> {
+        adapter_call!(self, "on-stream-close", |a, s| a
+            .call_on_stream_close(s, stream))
+    }
+
+    pub async fn on_device_event(&self, device: u64, event: &str) -> Result<(), HookFailure> {
+        adapter_call!(self, "on-device-event", |a, s| a
+            .call_on_device_event(s, device, event))
+    }
+}

@@ -1,0 +1,316 @@
+//! The HTTP ingress and the adapter world, driven through the real
+//! compiled `adapter-probe` plugin: HTTP/1.1 and HTTP/2 routing, the
+//! body cap, an adapter that traps, loops or answers nonsense, `/metrics`,
+//! and a WebSocket device that calls, is called by and talks with a QUIC
+//! client.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use callswitch::wire::{MediaFrame, ServerMessage};
+use common::http::{expect_json, http1, http2, next_binary, send_json, ws};
+use common::{expect, expect_media, Knobs, TestSwitch};
+use futures_util::SinkExt;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+fn probe_knobs() -> Knobs {
+    Knobs {
+        extra: r#"
+[[plugin]]
+name = "probe"
+path = "builtin:adapter-probe"
+world = "adapter"
+routes = ["/probe/"]
+grants = ["log", "streams", "devices"]
+deadline_ms = 200
+"#
+        .into(),
+        ..Knobs::default()
+    }
+}
+
+async fn probe_switch() -> TestSwitch {
+    TestSwitch::start_with(probe_knobs()).await
+}
+
+#[tokio::test]
+async fn requests_reach_the_adapter_over_http1_and_http2() {
+    let sw = probe_switch().await;
+    let addr = sw.http();
+    let a = http1(
+        addr,
+        "POST",
+        "/probe/echo?x=1",
+        &[("x-test", "yes")],
+        b"hello",
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let v = a.json();
+    assert_eq!(v["method"], "POST");
+    assert_eq!(v["path"], "/probe/echo");
+    assert_eq!(v["query"], "x=1");
+    assert_eq!(v["body"], "hello");
+    assert_eq!(v["websocket"], false);
+    assert!(v["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|h| h[0] == "x-test" && h[1] == "yes"));
+
+    let b = http2(addr, "GET", "/probe/echo", &[], b"").await;
+    assert_eq!(b.status, 200, "{}", b.text());
+    assert_eq!(b.json()["method"], "GET");
+
+    // Nothing mounted there: the host answers, in JSON.
+    let c = http1(addr, "GET", "/nowhere", &[], b"").await;
+    assert_eq!(c.status, 404);
+    assert_eq!(c.json()["error"], true);
+    assert!(c.json()["reason"].as_str().unwrap().contains("/nowhere"));
+}
+
+#[tokio::test]
+async fn a_body_over_the_cap_is_refused_by_the_host() {
+    let sw = probe_switch().await;
+    let big = vec![b'x'; 2 << 20];
+    let a = http1(sw.http(), "POST", "/probe/echo", &[], &big).await;
+    assert_eq!(a.status, 413, "{}", a.text());
+    assert!(a.json()["reason"].as_str().unwrap().contains("larger than"));
+    // The adapter still serves.
+    assert_eq!(
+        http1(sw.http(), "GET", "/probe/echo", &[], b"")
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn an_adapter_that_fails_gets_a_500_and_a_fresh_instance() {
+    let sw = probe_switch().await;
+    let addr = sw.http();
+    for (path, why) in [
+        ("/probe/trap", "trapped"),
+        ("/probe/loop", "deadline"),
+        ("/probe/status/999", "invalid status code 999"),
+        ("/probe/bad-upgrade", "not a WebSocket upgrade"),
+    ] {
+        let a = http1(addr, "GET", path, &[], b"").await;
+        assert_eq!(a.status, 500, "{path}: {}", a.text());
+        let reason = a.json()["reason"].as_str().unwrap().to_string();
+        assert!(
+            reason.contains("adapter `probe` failed"),
+            "{path}: {reason}"
+        );
+        assert!(reason.contains(why), "{path}: {reason}");
+        let ok = http1(addr, "GET", "/probe/echo", &[], b"").await;
+        assert_eq!(ok.status, 200, "after {path}: {}", ok.text());
+    }
+    let m = http1(addr, "GET", "/metrics", &[], b"").await;
+    let text = m.text();
+    assert!(
+        text.contains(r#"callswitch_plugin_failures_total{plugin="probe",world="adapter"} 2"#),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_calls_and_requests() {
+    let sw = probe_switch().await;
+    let (alice, mut ae) = sw.connect("alice").await;
+    let (bob, mut be) = sw.connect("bob").await;
+    common::connected_call(&alice, &mut ae, &bob, &mut be, "bob").await;
+    http1(sw.http(), "GET", "/probe/echo", &[], b"").await;
+    let m = http1(sw.http(), "GET", "/metrics", &[], b"").await;
+    assert_eq!(m.status, 200);
+    assert!(m.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = m.text();
+    for line in [
+        "callswitch_quic_connections 2",
+        r#"callswitch_calls{state="active"} 1"#,
+        "callswitch_call_setups_total 1",
+        r#"callswitch_adapter_requests_total{adapter="probe",code="200"} 1"#,
+        "# TYPE callswitch_frames_relayed_total counter",
+    ] {
+        assert!(text.contains(line), "missing `{line}` in:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn a_websocket_device_talks_with_a_quic_client() {
+    let sw = probe_switch().await;
+    let (bob, mut be) = sw.connect("bob").await;
+    let mut alice = ws(sw.http(), "/probe/ws?token=alice-demo-token", &[])
+        .await
+        .unwrap();
+    let opened = common::http::next_json(&mut alice).await;
+    assert_eq!(opened["user"], "alice", "{opened}");
+
+    // Bob (QUIC) calls alice, who is online only through the adapter.
+    let call_id = bob.dial(&["alice"], None).await.unwrap();
+    let incoming = expect_json(&mut alice, "incoming", |v| v["event"]["type"] == "incoming").await;
+    assert_eq!(incoming["event"]["call_id"], call_id.to_string());
+    send_json(
+        &mut alice,
+        json!({"request": {"type": "answer", "call_id": call_id}}),
+    )
+    .await;
+    let reply = expect_json(&mut alice, "answer reply", |v| {
+        v.get("reply").is_some() || v.get("error").is_some()
+    })
+    .await;
+    assert_eq!(reply["reply"]["type"], "ok", "{reply}");
+    expect(&mut be, "answered", |m| {
+        matches!(m, ServerMessage::Answered { .. })
+    })
+    .await;
+    let (bob_channel, _) = expect_media(&mut be, call_id).await;
+    expect_json(&mut alice, "media", |v| {
+        v["event"]["type"] == "media" && !v["event"]["peers"].as_array().unwrap().is_empty()
+    })
+    .await;
+
+    send_json(&mut alice, json!({"attach": call_id})).await;
+    expect_json(&mut alice, "attached", |v| v.get("attached").is_some()).await;
+
+    // Alice's binary messages reach bob as audio frames...
+    alice
+        .send(Message::binary(Bytes::from_static(b"from-alice")))
+        .await
+        .unwrap();
+    let frame = tokio::time::timeout(Duration::from_secs(5), bob.recv_frame())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&frame.payload[..], b"from-alice");
+    // ...and bob's frames reach alice as binary messages, payload only.
+    bob.send_frame(&MediaFrame {
+        channel: bob_channel,
+        seq: 1,
+        timestamp: 160,
+        payload: Bytes::from_static(b"from-bob"),
+    })
+    .unwrap();
+    assert_eq!(next_binary(&mut alice).await, b"from-bob");
+
+    // Carol calling alice finds her busy: one user, whatever the protocol.
+    let (carol, mut ce) = sw.connect("carol").await;
+    let c2 = carol.dial(&["alice"], None).await.unwrap();
+    expect(
+        &mut ce,
+        "busy",
+        |m| matches!(m, ServerMessage::Busy { call_id, .. } if *call_id == c2),
+    )
+    .await;
+
+    // Alice's socket closing is her device going away: bob's call ends.
+    alice.close(None).await.unwrap();
+    expect(
+        &mut be,
+        "ended",
+        |m| matches!(m, ServerMessage::Ended { call_id: c, .. } if *c == call_id),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_websocket_device_places_calls_and_bad_requests_are_named() {
+    let sw = probe_switch().await;
+    let (bob, mut be) = sw.connect("bob").await;
+    let mut alice = ws(sw.http(), "/probe/ws?token=alice-demo-token", &[])
+        .await
+        .unwrap();
+    common::http::next_json(&mut alice).await;
+    for (request, code) in [
+        (json!({"type": "teleport"}), "unknown_message"),
+        (json!({"type": "answer"}), "bad_request"),
+        (
+            json!({"type": "hello", "version": 1, "token": "x"}),
+            "bad_request",
+        ),
+        (json!({"type": "list_calls"}), "bad_request"),
+        (
+            json!({"type": "dial", "targets": ["nobody"]}),
+            "unknown_user",
+        ),
+    ] {
+        send_json(&mut alice, json!({ "request": request })).await;
+        let reply = expect_json(&mut alice, "error", |v| {
+            v.get("error").is_some() || v.get("reply").is_some()
+        })
+        .await;
+        assert_eq!(reply["error"]["code"], code, "{request}: {reply}");
+    }
+    send_json(
+        &mut alice,
+        json!({"request": {"type": "dial", "targets": ["bob"]}}),
+    )
+    .await;
+    let reply = expect_json(&mut alice, "dial reply", |v| v.get("reply").is_some()).await;
+    let call_id = reply["reply"]["call_id"].as_str().unwrap().to_string();
+    let incoming = expect(&mut be, "incoming", |m| {
+        matches!(m, ServerMessage::Incoming { .. })
+    })
+    .await;
+    let ServerMessage::Incoming {
+        from, call_id: c, ..
+    } = incoming
+    else {
+        unreachable!()
+    };
+    assert_eq!(from.name, "alice");
+    assert_eq!(c.to_string(), call_id);
+    bob.decline(c).await.unwrap();
+    expect_json(&mut alice, "ended", |v| v["event"]["type"] == "ended").await;
+}
+
+#[tokio::test]
+async fn a_bad_token_and_a_trap_on_a_stream_close_only_that_stream() {
+    let sw = probe_switch().await;
+    let mut stranger = ws(sw.http(), "/probe/ws?token=wrong", &[]).await.unwrap();
+    let refused = common::http::next_json(&mut stranger).await;
+    assert_eq!(refused["error"]["code"], "unauthorized", "{refused}");
+    assert_eq!(common::http::closed(&mut stranger).await, Some(4001));
+
+    let mut alice = ws(sw.http(), "/probe/ws?token=alice-demo-token", &[])
+        .await
+        .unwrap();
+    common::http::next_json(&mut alice).await;
+    let admin = sw.admin().await;
+    let online = |users: &[callswitch::wire::UserPresence]| {
+        users
+            .iter()
+            .find(|u| u.user.name == "alice")
+            .map(|u| u.devices.len())
+            .unwrap_or(0)
+    };
+    assert_eq!(online(&admin.list_users().await.unwrap()), 1);
+    alice.send(Message::text("\"trap\"")).await.unwrap();
+    // The instance failed: its streams are closed and its devices gone.
+    assert_eq!(common::http::closed(&mut alice).await, Some(1011));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while online(&admin.list_users().await.unwrap()) != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "alice's adapter device was not closed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Everyone else is served as before.
+    assert_eq!(
+        http1(sw.http(), "GET", "/probe/echo", &[], b"")
+            .await
+            .status,
+        200
+    );
+    let mut again = ws(sw.http(), "/probe/ws?token=alice-demo-token", &[])
+        .await
+        .unwrap();
+    assert_eq!(common::http::next_json(&mut again).await["user"], "alice");
+}
