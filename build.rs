@@ -20,6 +20,7 @@ const MEMBERS: &[&str] = &[
 
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    generate_grpc_client(&root);
     for dir in ["plugins", "wit"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
@@ -108,4 +109,21 @@ fn ensure_target() {
             "wasm32-wasip2 is missing and `rustup target add wasm32-wasip2` failed"
         );
     }
+}
+
+/// Generates the WebTerminalService gRPC client (for the tests) from the
+/// protos in `proto/`, with a pure-Rust proto compiler (no `protoc`).
+fn generate_grpc_client(root: &Path) {
+    let proto_dir = root.join("proto");
+    println!("cargo:rerun-if-changed={}", proto_dir.display());
+    let files = protox::compile(
+        ["wgtwo/webterminal/v0/webterminal.proto"],
+        [proto_dir.as_path()],
+    )
+    .unwrap_or_else(|e| panic!("compiling proto/: {e}"));
+    tonic_prost_build::configure()
+        .build_server(false)
+        .build_transport(false)
+        .compile_fds(files)
+        .unwrap_or_else(|e| panic!("generating the gRPC client: {e}"));
 }

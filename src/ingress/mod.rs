@@ -4,6 +4,7 @@
 //! body, performs the WebSocket upgrades adapters accept, and turns an
 //! adapter's failure into a 500 while everyone else is served as before.
 
+mod grpc;
 mod metrics;
 mod port;
 mod websocket;
@@ -15,6 +16,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue};
@@ -157,7 +159,11 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-type Reply = Response<Full<Bytes>>;
+type Reply = Response<BoxBody<Bytes, Infallible>>;
+
+fn full(body: impl Into<Bytes>) -> BoxBody<Bytes, Infallible> {
+    Full::new(body.into()).boxed()
+}
 
 /// The host's own error body (the shape the phone API also uses).
 fn host_error(status: StatusCode, reason: &str) -> Reply {
@@ -165,8 +171,17 @@ fn host_error(status: StatusCode, reason: &str) -> Reply {
     Response::builder()
         .status(status)
         .header("content-type", "application/json; charset=utf-8")
-        .body(Full::new(Bytes::from(body.to_string())))
+        .body(full(body.to_string()))
         .expect("valid response")
+}
+
+/// A gRPC error the host answers itself (trailers-only response).
+fn grpc_error(code: u16, message: &str) -> Reply {
+    let mut response = Response::builder().status(StatusCode::OK);
+    for (name, value) in grpc::error_headers(code, message) {
+        response = response.header(name, value);
+    }
+    response.body(full(Bytes::new())).expect("valid response")
 }
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>, remote: SocketAddr) -> Reply {
@@ -197,6 +212,7 @@ async fn adapter_request(
     let websocket = websocket::is_upgrade(&req);
     let upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
     let (parts, body) = req.into_parts();
+    let is_grpc = grpc::is_grpc(&parts);
     let headers: Vec<Header> = parts
         .headers
         .iter()
@@ -207,17 +223,14 @@ async fn adapter_request(
             })
         })
         .collect();
-    let body = match Limited::new(body, shared.max_body).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
-            return if e.is::<http_body_util::LengthLimitError>() {
-                host_error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &format!("request body is larger than {} bytes", shared.max_body),
-                )
-            } else {
-                host_error(StatusCode::BAD_REQUEST, &format!("reading the body: {e}"))
-            };
+    // A gRPC call's body is a stream of messages, read once the adapter
+    // accepts the call; any other body is read whole first.
+    let (body, grpc_body) = if is_grpc {
+        (Bytes::new(), Some(body))
+    } else {
+        match read_body(body, shared.max_body).await {
+            Ok(b) => (b, None),
+            Err(reply) => return reply,
         }
     };
     let request = HttpRequest {
@@ -228,13 +241,16 @@ async fn adapter_request(
         body: body.to_vec(),
         remote: remote.to_string(),
         websocket,
+        grpc: is_grpc,
     };
     let adapter = &mount.adapter;
     let failed = |why: String| {
-        host_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &format!("adapter `{}` failed: {why}", adapter.name),
-        )
+        let reason = format!("adapter `{}` failed: {why}", adapter.name);
+        if is_grpc {
+            grpc_error(grpc::STATUS_INTERNAL, &reason)
+        } else {
+            host_error(StatusCode::INTERNAL_SERVER_ERROR, &reason)
+        }
     };
     match adapter.handle_http(&request).await {
         Err(failure) => failed(failure.to_string()),
@@ -246,7 +262,7 @@ async fn adapter_request(
             else {
                 return failed(format!("invalid status code {}", r.status));
             };
-            let mut response = Response::new(Full::new(Bytes::from(r.body)));
+            let mut response = Response::new(full(r.body));
             *response.status_mut() = status;
             for h in r.headers {
                 let (Ok(name), Ok(value)) = (
@@ -264,9 +280,18 @@ async fn adapter_request(
             response
         }
         Ok(HttpReply::Upgrade(context)) => {
+            if let Some(body) = grpc_body {
+                let body = grpc::open(mount.links.clone(), body, context, shared.max_message);
+                return Response::builder()
+                    .status(StatusCode::OK)
+                    .header("content-type", "application/grpc")
+                    .body(body.boxed())
+                    .expect("valid response");
+            }
             let Some(upgrade) = upgrade else {
                 return failed(
-                    "it asked to upgrade a request that is not a WebSocket upgrade".into(),
+                    "it asked to upgrade a request that is neither a WebSocket upgrade nor a gRPC call"
+                        .into(),
                 );
             };
             let key = parts
@@ -286,9 +311,24 @@ async fn adapter_request(
                 .header("upgrade", "websocket")
                 .header("connection", "Upgrade")
                 .header("sec-websocket-accept", accept)
-                .body(Full::new(Bytes::new()))
+                .body(full(Bytes::new()))
                 .expect("valid response")
         }
+    }
+}
+
+/// Reads a whole body, at most `max` bytes.
+async fn read_body(body: Incoming, max: usize) -> Result<Bytes, Reply> {
+    match Limited::new(body, max).collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(host_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("request body is larger than {max} bytes"),
+        )),
+        Err(e) => Err(host_error(
+            StatusCode::BAD_REQUEST,
+            &format!("reading the body: {e}"),
+        )),
     }
 }
 
@@ -307,6 +347,6 @@ async fn metrics_reply(shared: &Shared) -> Reply {
     let text = metrics::render(&stats, &plugins, &shared.counters);
     Response::builder()
         .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
-        .body(Full::new(Bytes::from(text)))
+        .body(full(text))
         .expect("valid response")
 }

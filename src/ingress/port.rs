@@ -42,7 +42,15 @@ pub struct Attachment {
     pub call_id: Uuid,
 }
 
+/// How a stream's messages are carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    WebSocket,
+    Grpc,
+}
+
 pub struct StreamEntry {
+    pub kind: StreamKind,
     pub out: mpsc::Sender<StreamOut>,
     /// Audio for the stream (datagrams with their header).
     pub media_tx: mpsc::Sender<Bytes>,
@@ -136,11 +144,17 @@ impl AdapterLinks {
     }
 
     /// Registers a new stream; returns its id.
-    pub fn add_stream(&self, out: mpsc::Sender<StreamOut>, media_tx: mpsc::Sender<Bytes>) -> u64 {
+    pub fn add_stream(
+        &self,
+        kind: StreamKind,
+        out: mpsc::Sender<StreamOut>,
+        media_tx: mpsc::Sender<Bytes>,
+    ) -> u64 {
         let id = self.next_stream.fetch_add(1, Relaxed);
         self.streams.lock().expect("streams").insert(
             id,
             StreamEntry {
+                kind,
                 out,
                 media_tx,
                 attached: None,
@@ -383,6 +397,11 @@ impl AdapterPort for AdapterLinks {
         let entry = streams
             .get(&stream)
             .ok_or_else(|| format!("unknown stream {stream}"))?;
+        if entry.kind == StreamKind::Grpc && matches!(message, StreamPayload::Text(_)) {
+            return Err(format!(
+                "stream {stream} is a gRPC call: only binary messages can be sent"
+            ));
+        }
         entry
             .out
             .try_send(StreamOut::Message(message))
@@ -415,6 +434,14 @@ impl AdapterPort for AdapterLinks {
             .device(device)
             .ok_or_else(|| format!("unknown device {device} (not opened by this adapter)"))?;
         let mut streams = self.streams.lock().expect("streams");
+        if streams
+            .get(&stream)
+            .is_some_and(|s| s.kind == StreamKind::Grpc)
+        {
+            return Err(format!(
+                "stream {stream} is a gRPC call: media can only be attached to a WebSocket"
+            ));
+        }
         // A device has one attached stream: detach it from any other.
         for s in streams.values_mut() {
             if s.attached

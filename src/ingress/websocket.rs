@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::{protocol::WebSocketConfig, Message};
 use tokio_tungstenite::WebSocketStream;
 use tracing::{debug, info_span, Instrument};
 
-use super::port::{AdapterLinks, StreamOut};
+use super::port::{AdapterLinks, StreamKind, StreamOut};
 use crate::plugins::bindings::adapter::StreamMessage;
 use crate::plugins::port::StreamPayload;
 use crate::wire::MEDIA_HEADER_LEN;
@@ -77,7 +77,7 @@ pub async fn run_stream(
     let (mut sink, mut source) = ws.split();
     let (out_tx, mut out_rx) = mpsc::channel::<StreamOut>(STREAM_QUEUE);
     let (media_tx, mut media_rx) = mpsc::channel::<Bytes>(MEDIA_QUEUE);
-    let id = links.add_stream(out_tx, media_tx);
+    let id = links.add_stream(StreamKind::WebSocket, out_tx, media_tx);
     let span = info_span!("stream", adapter = %links.name, stream = id);
 
     let writer = tokio::spawn(

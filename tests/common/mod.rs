@@ -2,6 +2,7 @@
 //! port with its own data directory, and real QUIC clients.
 #![allow(dead_code)]
 
+pub mod grpc;
 pub mod http;
 
 use std::time::Duration;
