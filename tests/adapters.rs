@@ -96,7 +96,10 @@ async fn an_adapter_that_fails_gets_a_500_and_a_fresh_instance() {
         ("/probe/trap", "trapped"),
         ("/probe/loop", "deadline"),
         ("/probe/status/999", "invalid status code 999"),
-        ("/probe/bad-upgrade", "not a WebSocket upgrade"),
+        (
+            "/probe/bad-upgrade",
+            "neither a WebSocket upgrade nor a gRPC call",
+        ),
     ] {
         let a = http1(addr, "GET", path, &[], b"").await;
         assert_eq!(a.status, 500, "{path}: {}", a.text());
