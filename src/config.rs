@@ -222,6 +222,14 @@ pub struct PluginConfig {
     /// Adapters: the path prefixes routed to the plugin, e.g. `"/api/v3/"`.
     #[serde(default)]
     pub routes: Vec<String>,
+    /// Adapters: the body of the errors the host answers for the adapter
+    /// (its failure, a body over the cap), in the adapter's API's own
+    /// shape. `{status}` is replaced by the status code, `{phrase}` by its
+    /// reason phrase (`Payload Too Large`) and `{reason}` by the reason,
+    /// escaped for a JSON string. Default:
+    /// `{"error":true,"status":{status},"reason":"{reason}"}`.
+    #[serde(default)]
+    pub failure_body: Option<String>,
     /// The plugin's own settings, read through the `config` interface.
     #[serde(default)]
     pub config: toml::Table,
@@ -344,6 +352,14 @@ impl Config {
                     ));
                 }
                 _ => {}
+            }
+            if p.failure_body.is_some() && p.world != PluginWorld::Adapter {
+                return Err(invalid(
+                    text,
+                    "plugin.failure_body",
+                    at,
+                    "only an adapter (world = \"adapter\") has a failure_body",
+                ));
             }
             for r in &p.routes {
                 if !r.starts_with('/') || r == "/metrics" {

@@ -317,3 +317,23 @@ async fn a_bad_token_and_a_trap_on_a_stream_close_only_that_stream() {
         .unwrap();
     assert_eq!(common::http::next_json(&mut again).await["user"], "alice");
 }
+
+#[tokio::test]
+async fn host_errors_take_the_adapters_own_shape_when_configured() {
+    let mut knobs = probe_knobs();
+    knobs.extra.push_str(
+        r#"failure_body = '{"status":{status},"error":"{phrase}","message":"{reason}"}'
+"#,
+    );
+    let sw = TestSwitch::start_with(knobs).await;
+    let a = http1(sw.http(), "GET", "/probe/trap", &[], b"").await;
+    assert_eq!(a.status, 500);
+    let v = a.json();
+    assert_eq!(v["status"], 500);
+    assert_eq!(v["error"], "Internal Server Error");
+    assert!(v["message"].as_str().unwrap().contains("trapped"), "{v}");
+    let big = vec![b'"'; 2 << 20];
+    let b = http1(sw.http(), "POST", "/probe/echo", &[], &big).await;
+    assert_eq!(b.status, 413);
+    assert_eq!(b.json()["error"], "Payload Too Large");
+}

@@ -61,6 +61,8 @@ impl Drop for IngressHandle {
 }
 
 struct Mount {
+    /// The adapter's error body template (`failure_body`).
+    failure_body: Option<String>,
     route: String,
     adapter: Arc<AdapterPlugin>,
     links: Arc<AdapterLinks>,
@@ -100,6 +102,7 @@ pub async fn start(
             info!(adapter = %adapter.name, routes = ?adapter.routes, "adapter mounted");
             for route in &adapter.routes {
                 mounts.push(Mount {
+                    failure_body: c.failure_body.clone(),
                     route: route.clone(),
                     adapter: adapter.clone(),
                     links: links.clone(),
@@ -175,6 +178,24 @@ fn host_error(status: StatusCode, reason: &str) -> Reply {
         .expect("valid response")
 }
 
+/// An error the host answers on an adapter's behalf, in the adapter's
+/// API's shape when its config gives one.
+fn adapter_error(mount: &Mount, status: StatusCode, reason: &str) -> Reply {
+    let Some(template) = &mount.failure_body else {
+        return host_error(status, reason);
+    };
+    let escaped = serde_json::Value::String(reason.to_string()).to_string();
+    let body = template
+        .replace("{status}", &status.as_u16().to_string())
+        .replace("{phrase}", status.canonical_reason().unwrap_or_default())
+        .replace("{reason}", &escaped[1..escaped.len() - 1]);
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json; charset=utf-8")
+        .body(full(body))
+        .expect("valid response")
+}
+
 /// A gRPC error the host answers itself (trailers-only response).
 fn grpc_error(code: u16, message: &str) -> Reply {
     let mut response = Response::builder().status(StatusCode::OK);
@@ -230,7 +251,7 @@ async fn adapter_request(
     } else {
         match read_body(body, shared.max_body).await {
             Ok(b) => (b, None),
-            Err(reply) => return reply,
+            Err((status, reason)) => return adapter_error(mount, status, &reason),
         }
     };
     let request = HttpRequest {
@@ -249,7 +270,7 @@ async fn adapter_request(
         if is_grpc {
             grpc_error(grpc::STATUS_INTERNAL, &reason)
         } else {
-            host_error(StatusCode::INTERNAL_SERVER_ERROR, &reason)
+            adapter_error(mount, StatusCode::INTERNAL_SERVER_ERROR, &reason)
         }
     };
     match adapter.handle_http(&request).await {
@@ -318,17 +339,14 @@ async fn adapter_request(
 }
 
 /// Reads a whole body, at most `max` bytes.
-async fn read_body(body: Incoming, max: usize) -> Result<Bytes, Reply> {
+async fn read_body(body: Incoming, max: usize) -> Result<Bytes, (StatusCode, String)> {
     match Limited::new(body, max).collect().await {
         Ok(b) => Ok(b.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(host_error(
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err((
             StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("request body is larger than {max} bytes"),
+            format!("request body is larger than {max} bytes"),
         )),
-        Err(e) => Err(host_error(
-            StatusCode::BAD_REQUEST,
-            &format!("reading the body: {e}"),
-        )),
+        Err(e) => Err((StatusCode::BAD_REQUEST, format!("reading the body: {e}"))),
     }
 }
 
