@@ -16,6 +16,7 @@ const MEMBERS: &[&str] = &[
     "adapter-probe",
     "call-log-rest",
     "phone-rest",
+    "web-terminal",
 ];
 
 fn main() {

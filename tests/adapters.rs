@@ -337,3 +337,30 @@ async fn host_errors_take_the_adapters_own_shape_when_configured() {
     assert_eq!(b.status, 413);
     assert_eq!(b.json()["error"], "Payload Too Large");
 }
+
+#[tokio::test]
+async fn an_adapter_reloads_and_its_old_streams_are_closed() {
+    let sw = probe_switch().await;
+    let mut alice = ws(sw.http(), "/probe/ws?token=alice-demo-token", &[])
+        .await
+        .unwrap();
+    common::http::next_json(&mut alice).await;
+    let admin = sw.admin().await;
+    let reloaded = admin.reload_plugins(Some("probe")).await.unwrap();
+    assert_eq!(reloaded.len(), 1);
+    assert_eq!(reloaded[0].world, "adapter");
+    assert_eq!(reloaded[0].hooks, vec!["/probe/".to_string()]);
+    // The new instance knows nothing of the old one's sockets.
+    assert_eq!(common::http::closed(&mut alice).await, Some(1011));
+    assert_eq!(
+        http1(sw.http(), "GET", "/probe/echo", &[], b"")
+            .await
+            .status,
+        200
+    );
+    let listed = admin.list_plugins().await.unwrap();
+    assert!(listed
+        .iter()
+        .any(|p| p.name == "probe" && p.world == "adapter"));
+    assert!(admin.reload_plugins(Some("nothing")).await.is_err());
+}

@@ -22,7 +22,7 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -36,6 +36,10 @@ use crate::plugins::bindings::adapter::{Header, HttpReply, HttpRequest};
 use crate::plugins::{AdapterPlugin, PluginError, PluginHost};
 use crate::server::SwitchLink;
 use crate::switch::Directory;
+
+/// How long a client may take to send a request's headers; also the
+/// HTTP/2 keep-alive ping interval.
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// The file `serve` writes the bound ingress address into.
 pub const ADDR_FILE: &str = "ingress.addr";
@@ -152,7 +156,18 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 let shared = shared.clone();
                 async move { Ok::<_, Infallible>(handle(shared, req, remote).await) }
             });
-            if let Err(e) = auto::Builder::new(TokioExecutor::new())
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            // A client that trickles its headers does not hold a task
+            // forever.
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT);
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .keep_alive_interval(Some(HEADER_TIMEOUT));
+            if let Err(e) = builder
                 .serve_connection_with_upgrades(TokioIo::new(tcp), service)
                 .await
             {

@@ -485,7 +485,7 @@ impl AdapterPort for AdapterLinks {
         })
     }
 
-    fn reset(&self) {
+    fn reset(&self, reason: &str) {
         let streams: Vec<u64> = self
             .streams
             .lock()
@@ -494,7 +494,7 @@ impl AdapterPort for AdapterLinks {
             .copied()
             .collect();
         for s in streams {
-            self.stream_close(s, 1011, "adapter failed");
+            self.stream_close(s, 1011, reason);
         }
         let devices: Vec<u64> = self
             .devices

@@ -45,17 +45,25 @@ pub struct AdapterParts {
     pub port: Arc<dyn AdapterPort>,
 }
 
+/// One version of the adapter's component (a reload swaps it).
+#[derive(Clone)]
+pub struct AdapterVersion {
+    /// SHA-256 of the component bytes.
+    pub hash: String,
+    /// The callswitch interfaces it imports.
+    pub imports: BTreeSet<String>,
+    pre: AdapterPre<PluginState>,
+}
+
 pub struct AdapterPlugin {
     pub name: String,
     pub path: String,
-    pub hash: String,
     pub deadline_ms: u64,
     pub memory_mb: u64,
     /// Path prefixes the ingress routes here.
     pub routes: Vec<String>,
-    pub imports: BTreeSet<String>,
     pub stats: Arc<PluginStats>,
-    pre: AdapterPre<PluginState>,
+    version: std::sync::RwLock<AdapterVersion>,
     kv: KvSpace,
     settings: Arc<std::collections::BTreeMap<String, String>>,
     host: Arc<HostContext>,
@@ -99,7 +107,7 @@ macro_rules! adapter_call {
         $self.account(started.elapsed(), failed);
         if let Err(failure) = &result {
             warn!(plugin = %$self.name, call = $what, %failure, "adapter failed; closing its streams and devices");
-            $self.port.reset();
+            $self.port.reset("adapter failed");
         }
         result
     }};
@@ -110,13 +118,15 @@ impl AdapterPlugin {
         AdapterPlugin {
             name: p.name,
             path: p.path,
-            hash: p.hash,
             deadline_ms: p.deadline_ms,
             memory_mb: p.memory_mb,
             routes: p.routes,
-            imports: p.imports,
             stats: p.stats,
-            pre: p.pre,
+            version: std::sync::RwLock::new(AdapterVersion {
+                hash: p.hash,
+                imports: p.imports,
+                pre: p.pre,
+            }),
             kv: p.kv,
             settings: p.settings,
             host: p.host,
@@ -132,11 +142,48 @@ impl AdapterPlugin {
         self.warm_instance(&mut guard).await.map(|_| ())
     }
 
+    /// The version in force.
+    pub fn version(&self) -> AdapterVersion {
+        self.version.read().expect("version lock").clone()
+    }
+
+    /// Swaps in a new version of the component: its first instance is made
+    /// before the swap, so a version that cannot start leaves the old one
+    /// serving. The old instance's streams and devices are closed (the new
+    /// instance knows nothing of them); clients reconnect.
+    pub async fn swap(
+        &self,
+        hash: String,
+        imports: BTreeSet<String>,
+        pre: AdapterPre<PluginState>,
+    ) -> Result<(), HookFailure> {
+        let mut guard = self.warm.lock().await;
+        let mut fresh = None;
+        self.make_instance(&pre, &mut fresh).await?;
+        *guard = fresh;
+        *self.version.write().expect("version lock") = AdapterVersion { hash, imports, pre };
+        drop(guard);
+        self.port.reset("adapter reloaded");
+        Ok(())
+    }
+
     async fn warm_instance<'a>(
         &self,
         slot: &'a mut Option<Warm>,
     ) -> Result<&'a mut Warm, HookFailure> {
         if slot.is_none() {
+            let pre = self.version().pre;
+            self.make_instance(&pre, slot).await?;
+        }
+        Ok(slot.as_mut().expect("just made"))
+    }
+
+    async fn make_instance(
+        &self,
+        pre: &AdapterPre<PluginState>,
+        slot: &mut Option<Warm>,
+    ) -> Result<(), HookFailure> {
+        {
             let limits = StoreLimitsBuilder::new()
                 .memory_size((self.memory_mb as usize) << 20)
                 .trap_on_grow_failure(true)
@@ -156,7 +203,7 @@ impl AdapterPlugin {
                     limit: Duration::from_millis(self.deadline_ms * 4),
                 }),
             };
-            let mut store = Store::new(self.pre.engine(), state);
+            let mut store = Store::new(pre.engine(), state);
             store.limiter(|s| &mut s.limits);
             store.epoch_deadline_callback(|ctx| {
                 let state = ctx.data();
@@ -171,15 +218,14 @@ impl AdapterPlugin {
                 }
             });
             store.set_epoch_deadline(ticks(Duration::from_millis(self.deadline_ms * 4)));
-            let adapter = self
-                .pre
+            let adapter = pre
                 .instantiate_async(&mut store)
                 .await
                 .map_err(|e| HookFailure::Instantiate(format!("{e:#}")))?;
             self.stats.instantiations.fetch_add(1, Relaxed);
             *slot = Some(Warm { store, adapter });
         }
-        Ok(slot.as_mut().expect("just made"))
+        Ok(())
     }
 
     fn account(&self, spent: Duration, failed: bool) {

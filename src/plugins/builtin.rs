@@ -34,6 +34,10 @@ pub const BUILTINS: &[(&str, &[u8])] = &[
         "phone-rest",
         include_bytes!(concat!(env!("OUT_DIR"), "/phone_rest.wasm")),
     ),
+    (
+        "web-terminal",
+        include_bytes!(concat!(env!("OUT_DIR"), "/web_terminal.wasm")),
+    ),
 ];
 
 /// The bytes of `builtin:NAME`; `None` when `path` is not a builtin path.

@@ -117,8 +117,40 @@ impl PluginHost {
             .filter(|c| c.world == PluginWorld::Policy)
             .filter(|c| name.is_none_or(|n| c.name.get_ref() == n))
             .collect();
-        if targets.is_empty() {
+        let adapters: Vec<Arc<AdapterPlugin>> = self
+            .adapters()
+            .into_iter()
+            .filter(|a| name.is_none_or(|n| a.name == n))
+            .collect();
+        if targets.is_empty() && adapters.is_empty() {
             return Err(PluginError::Unknown(name.unwrap_or_default().to_string()));
+        }
+        let mut reloaded_adapters = Vec::new();
+        for adapter in adapters {
+            let Some(c) = self
+                .configs
+                .iter()
+                .find(|c| *c.name.get_ref() == adapter.name)
+            else {
+                continue;
+            };
+            let fail = |why: String| PluginError::Load {
+                plugin: adapter.name.clone(),
+                why,
+            };
+            let (_, hash, component) = self.component_of(c).map_err(&fail)?;
+            let imports = check_imports(&self.engine, &component, &c.grants).map_err(&fail)?;
+            let pre = self
+                .adapter_linker
+                .instantiate_pre(&component)
+                .and_then(AdapterPre::new)
+                .map_err(|e| fail(format!("it does not implement the `adapter` world: {e:#}")))?;
+            adapter
+                .swap(hash, imports, pre)
+                .await
+                .map_err(|e| fail(format!("its first instance failed: {e}")))?;
+            info!(plugin = %adapter.name, "adapter reloaded");
+            reloaded_adapters.push(adapter_info(&adapter));
         }
         let mut fresh = Vec::new();
         for c in targets {
@@ -136,7 +168,9 @@ impl PluginHost {
         for p in &fresh {
             info!(plugin = %p.name, hash = %&p.hash[..12], "plugin reloaded");
         }
-        Ok(fresh.iter().map(|p| info_of(p)).collect())
+        let mut infos: Vec<PluginInfo> = fresh.iter().map(|p| info_of(p)).collect();
+        infos.extend(reloaded_adapters);
+        Ok(infos)
     }
 
     /// What `callswitch plugins` shows.
@@ -414,12 +448,13 @@ fn info_of(p: &PolicyPlugin) -> PluginInfo {
 
 fn adapter_info(a: &AdapterPlugin) -> PluginInfo {
     use std::sync::atomic::Ordering::Relaxed;
+    let version = a.version();
     PluginInfo {
         name: a.name.clone(),
         world: "adapter".into(),
         path: a.path.clone(),
-        hash: a.hash.clone(),
-        imports: a.imports.iter().cloned().collect(),
+        hash: version.hash,
+        imports: version.imports.into_iter().collect(),
         hooks: a.routes.clone(),
         on_error: "close".into(),
         deadline_ms: a.deadline_ms,

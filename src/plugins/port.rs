@@ -57,6 +57,7 @@ pub trait AdapterPort: Send + Sync {
     fn call_record(&self, call_id: &str) -> PortFuture<'_, Option<String>>;
     /// The JSON events of a live call so far.
     fn live_events(&self, call_id: &str) -> PortFuture<'_, Option<String>>;
-    /// The adapter's instance failed: close every stream and device it had.
-    fn reset(&self);
+    /// The adapter's instance failed or was replaced: close every stream
+    /// (with code 1011 and `reason`) and device it had.
+    fn reset(&self, reason: &str);
 }

@@ -156,9 +156,10 @@ fn open_notification_socket<H: Host>(host: &H, state: &mut State, stream: u64, t
     }
 }
 
-/// The caller's socket of the server-mediated path: place the call and make
-/// the socket its media at once (the switch drops the caller's audio until
-/// someone else is in the call).
+/// The caller's socket of the server-mediated path: place the call. The
+/// socket carries the call's media once the call starts (`start_call`):
+/// until someone answers there is no one to hear the caller, and nothing
+/// may reach the socket before its start packet.
 fn open_caller_socket<H: Host>(
     host: &H,
     state: &mut State,
@@ -193,18 +194,11 @@ fn open_caller_socket<H: Host>(
             side: Side::Caller,
         },
     );
-    state.calls.insert(call_id.clone(), call);
-    if let Err(error) = host.attach_media(stream, leg, &call_id) {
-        host.log(
-            Level::Warn,
-            &format!("call {call_id}: caller media not attached: {error}"),
-        );
-        finish_call(host, state, &call_id, None);
-    }
+    state.calls.insert(call_id, call);
 }
 
-/// The callee's socket, for a call answered before the upgrade: the start
-/// packet to both sockets, then the media.
+/// The callee's socket, for a call answered before the upgrade: the call
+/// starts.
 fn open_answer_socket<H: Host>(
     host: &H,
     state: &mut State,
@@ -217,7 +211,7 @@ fn open_answer_socket<H: Host>(
         return;
     };
     call.answer_stream = Some(stream);
-    let caller_stream = call.caller_stream;
+    call.answering_device = Some(device);
     state.phone_sockets.insert(
         stream,
         PhoneSocket {
@@ -225,9 +219,30 @@ fn open_answer_socket<H: Host>(
             side: Side::Answerer,
         },
     );
-    // Sent before the media is attached, so it is each socket's first frame.
+    start_call(host, state, call_id);
+}
+
+/// The call is answered: the start packet goes to its phone sockets, then
+/// their media is attached (the caller's socket to the leg device, the
+/// answer socket to the device that answered), so that the start packet is
+/// each socket's first frame. Once per call.
+fn start_call<H: Host>(host: &H, state: &mut State, call_id: &str) {
+    let Some(call) = state.calls.get_mut(call_id) else {
+        return;
+    };
+    if call.started {
+        return;
+    }
+    call.started = true;
+    let sockets: Vec<(u64, Option<u64>)> = [
+        (call.caller_stream, call.leg_device),
+        (call.answer_stream, call.answering_device),
+    ]
+    .into_iter()
+    .filter_map(|(stream, device)| Some((stream?, device)))
+    .collect();
     let packet = start_packet(host.now_ms());
-    for to in caller_stream.into_iter().chain([stream]) {
+    for &(to, _) in &sockets {
         if let Err(error) = host.send(to, Message::Binary(packet.clone())) {
             host.log(
                 Level::Warn,
@@ -235,11 +250,36 @@ fn open_answer_socket<H: Host>(
             );
         }
     }
-    if let Err(error) = host.attach_media(stream, device, call_id) {
-        host.log(
-            Level::Warn,
-            &format!("call {call_id}: callee media not attached: {error}"),
-        );
+    for (stream, device) in sockets {
+        let attached = match device {
+            Some(device) => host.attach_media(stream, device, call_id),
+            None => Err("no device of the plugin in the call".into()),
+        };
+        if let Err(error) = attached {
+            host.log(
+                Level::Warn,
+                &format!("call {call_id}: media of stream {stream} not attached: {error}"),
+            );
+        }
+    }
+}
+
+/// A party answered call `call_id` on `answering` (a device of the switch).
+/// A phone caller's call answered on a device that is not the plugin's (a
+/// QUIC client of the callee) has no answer socket to wait for: it starts
+/// now. A call answered through the API starts when its answer socket
+/// opens.
+fn answered<H: Host>(host: &H, state: &mut State, device: u64, call_id: &str, answering: u64) {
+    if state.legs.get(&device).map(String::as_str) != Some(call_id) {
+        return;
+    }
+    let Some(call) = state.calls.get(call_id) else {
+        return;
+    };
+    let by_the_api =
+        call.answering_device.is_some() || state.notify_by_device.contains_key(&answering);
+    if call.caller_stream.is_some() && !by_the_api {
+        start_call(host, state, call_id);
     }
 }
 
@@ -260,8 +300,10 @@ pub fn on_stream_close<H: Host>(host: &H, state: &mut State, stream: u64) {
         let ended_by = match phone.side {
             Side::Caller => {
                 call.caller_stream = None;
-                // Closing the leg leaves the call, which ends it.
+                // The caller hangs up (a cancel if nobody answered yet),
+                // which ends the call, and the leg is closed.
                 if let Some(leg) = call.leg_device.take() {
+                    hang_up(host, leg, &phone.call_id);
                     state.legs.remove(&leg);
                     host.close_device(leg);
                 }
@@ -300,6 +342,10 @@ fn close_notification_device<H: Host>(host: &H, state: &mut State, device: u64) 
 pub fn on_device_event<H: Host>(host: &H, state: &mut State, device: u64, event: &str) {
     match SwitchEvent::parse(event) {
         SwitchEvent::Incoming { call_id, from } => incoming(host, state, device, &call_id, from),
+        SwitchEvent::Answered {
+            call_id,
+            device: answering,
+        } => answered(host, state, device, &call_id, answering),
         SwitchEvent::RingStopped { call_id, reason } => {
             ring_stopped(host, state, device, &call_id, &reason)
         }

@@ -395,6 +395,10 @@ fn initiate_refusals() {
             "User not found.",
         ),
         (
+            post(format!("/api/v3/phone/initiate/{CALL}/to/{ALICE}"), address),
+            "You cannot call yourself.",
+        ),
+        (
             post(format!("/api/v3/phone/initiate/{CALL}/to/{BOB}"), b"{}"),
             "Request body must hold an ipV4Addr or an ipV6Addr.",
         ),
@@ -582,6 +586,16 @@ fn server_mediated_call() {
         error_reason(handle_http(&fake, &mut state, &initiate)),
         (404, "User unavailable.".into())
     );
+    // Calling oneself is refused before the upgrade.
+    let to_self = request(
+        "GET",
+        &format!("/api/v3/phone/socket/initiate/{CALL_UPPER}/to/{ALICE}"),
+        Some("alice-token"),
+    );
+    assert_eq!(
+        error_reason(handle_http(&fake, &mut state, &to_self)),
+        (400, "You cannot call yourself.".into())
+    );
     fake.online
         .borrow_mut()
         .insert(BOB.into(), vec!["x".into()]);
@@ -594,19 +608,15 @@ fn server_mediated_call() {
         "nothing is dialled before the socket opens"
     );
     events::on_stream_open(&fake, &mut state, 10, &context);
+    // The caller's socket gets no media before its start packet.
     let leg = match fake.take().as_slice() {
         [Action::Open {
             device,
             label,
             rings: false,
-        }, Action::Request { json, .. }, Action::Attach {
-            stream: 10,
-            device: attached,
-            call_id,
-        }] => {
+        }, Action::Request { json, .. }] => {
             assert_eq!(label, "phone-rest call");
             assert!(json.contains(r#""type":"dial""#));
-            assert_eq!((attached, call_id.as_str()), (device, CALL));
             *device
         }
         other => panic!("{other:?}"),
@@ -659,12 +669,23 @@ fn server_mediated_call() {
                 message: start
             },
             Action::Attach {
+                stream: 10,
+                device: leg,
+                call_id: CALL.into()
+            },
+            Action::Attach {
                 stream: 11,
                 device: bob,
                 call_id: CALL.into()
             },
         ]
     );
+    // The leg hears of the answer too: the call has started already.
+    let answered = format!(
+        r#"{{"type":"answered","call_id":"{CALL}","user":{{"id":"{BOB}","name":"bob"}},"device":{bob}}}"#
+    );
+    events::on_device_event(&fake, &mut state, leg, &answered);
+    assert_eq!(fake.take(), vec![]);
 
     // Bob's phone socket closes: he hangs up, Alice's socket is closed.
     events::on_stream_close(&fake, &mut state, 11);
@@ -704,14 +725,61 @@ fn caller_socket_closing_ends_the_call() {
         other => panic!("{other:?}"),
     };
     events::on_stream_close(&fake, &mut state, 10);
+    // A hang-up (the switch records a cancel), not a vanished device.
     assert_eq!(
         fake.take(),
         vec![
+            Action::Request {
+                device: leg,
+                json: format!(r#"{{"type":"hangup","call_id":"{CALL}"}}"#)
+            },
             Action::CloseDevice(leg),
             text(2, &status_frame("phoneCallEnded"))
         ]
     );
     assert!(state.calls.is_empty() && state.legs.is_empty());
+}
+
+#[test]
+fn phone_call_answered_on_another_client_starts_the_callers_socket() {
+    let fake = Fake::new();
+    let mut state = State::default();
+    let path = format!("/api/v3/phone/socket/initiate/{CALL}/to/{BOB}");
+    let Reply::Upgrade(context) = handle_http(
+        &fake,
+        &mut state,
+        &request("GET", &path, Some("alice-token")),
+    ) else {
+        panic!("no upgrade");
+    };
+    events::on_stream_open(&fake, &mut state, 10, &context);
+    let leg = match fake.take().first() {
+        Some(Action::Open { device, .. }) => *device,
+        other => panic!("{other:?}"),
+    };
+    // Bob answers on his QUIC client (device 900, not the plugin's).
+    let answered = format!(
+        r#"{{"type":"answered","call_id":"{CALL}","user":{{"id":"{BOB}","name":"bob"}},"device":900}}"#
+    );
+    events::on_device_event(&fake, &mut state, leg, &answered);
+    let start = Message::Binary(br#"{"phonecallStartTime":"2026-11-22T15:28:42.123Z"}"#.to_vec());
+    assert_eq!(
+        fake.take(),
+        vec![
+            Action::Send {
+                stream: 10,
+                message: start
+            },
+            Action::Attach {
+                stream: 10,
+                device: leg,
+                call_id: CALL.into()
+            },
+        ]
+    );
+    // Once only.
+    events::on_device_event(&fake, &mut state, leg, &answered);
+    assert_eq!(fake.take(), vec![]);
 }
 
 #[test]

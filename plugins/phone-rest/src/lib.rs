@@ -210,8 +210,11 @@ mod component {
 
         /// Client messages carry nothing the API acts on: the notification
         /// socket is server-to-client, a phone socket's binary frames go to
-        /// the switch as media without coming here, and text frames are
-        /// ignored as the original server ignores them.
+        /// the switch as media without coming here once its call has
+        /// started (before, they come here and are dropped, as the original
+        /// server drops a caller's frames until the callee's socket
+        /// exists), and text frames are ignored as the original server
+        /// ignores them.
         fn on_stream_message(_stream_id: u64, _message: StreamMessage) {}
 
         fn on_stream_close(stream_id: u64) {

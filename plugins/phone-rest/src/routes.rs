@@ -154,13 +154,16 @@ fn notification_socket(state: &mut State, request: &Request, requester: &Request
     }))
 }
 
-/// The checks both ways of placing a call share: the ids, the callee (known
-/// and online), and a call id the plugin does not hold already.
+/// The checks both ways of placing a call share: the ids, the callee (known,
+/// not the caller, online), and a call id the plugin does not hold already.
 /// `unavailable_status` is what a callee with no device online gets (400 on
 /// the direct path, 404 on the socket path, as in the original server).
+/// The socket path dials only once its socket is open: what can be checked
+/// before the upgrade is checked here, so that it is an HTTP error.
 fn check_new_call<H: Host>(
     host: &H,
     state: &State,
+    requester: &Requester,
     call_id: &str,
     user_id: &str,
     unavailable_status: u16,
@@ -171,6 +174,9 @@ fn check_new_call<H: Host>(
         .find_user(&user_id)
         .filter(|user| user.id == user_id)
         .ok_or_else(|| Reply::bad_request("User not found."))?;
+    if callee.id == requester.user.id {
+        return Err(Reply::bad_request("You cannot call yourself."));
+    }
     if host.online_devices(&callee.id).is_empty() {
         return Err(Reply::error(unavailable_status, "User unavailable."));
     }
@@ -228,7 +234,7 @@ fn initiate<H: Host>(
     call_id: &str,
     user_id: &str,
 ) -> Reply {
-    let (call_id, callee) = match check_new_call(host, state, call_id, user_id, 400) {
+    let (call_id, callee) = match check_new_call(host, state, requester, call_id, user_id, 400) {
         Ok(checked) => checked,
         Err(reply) => return reply,
     };
@@ -267,7 +273,7 @@ fn socket_initiate<H: Host>(
     call_id: &str,
     user_id: &str,
 ) -> Reply {
-    let (call_id, callee) = match check_new_call(host, state, call_id, user_id, 404) {
+    let (call_id, callee) = match check_new_call(host, state, requester, call_id, user_id, 404) {
         Ok(checked) => checked,
         Err(reply) => return reply,
     };

@@ -55,6 +55,9 @@ pub struct Call {
     pub ringing: BTreeSet<u64>,
     /// The notification sockets already told `phoneCallAnswered`.
     pub answered_sent: BTreeSet<u64>,
+    /// Whether the call has started for the API: the start packet went out
+    /// and the phone sockets carry its media.
+    pub started: bool,
     /// The user who ended the call through `/phone/decline`, who is not
     /// told `phoneCallEnded`.
     pub ended_by: Option<String>,
@@ -74,6 +77,7 @@ impl Call {
             answering_device: None,
             ringing: BTreeSet::new(),
             answered_sent: BTreeSet::new(),
+            started: false,
             ended_by: None,
             known_since_ms,
         }

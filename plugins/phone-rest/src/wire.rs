@@ -188,6 +188,12 @@ pub enum SwitchEvent {
         call_id: String,
         from: PartyRef,
     },
+    /// A party answered call `call_id` on device `device` (a device of the
+    /// switch, the plugin's own or not).
+    Answered {
+        call_id: String,
+        device: u64,
+    },
     /// The device stopped ringing while the call goes on; `reason` is
     /// `answered_elsewhere` or `no_answer`.
     RingStopped {
@@ -212,6 +218,7 @@ impl SwitchEvent {
         #[serde(tag = "type", rename_all = "snake_case")]
         enum Known {
             Incoming { call_id: String, from: PartyRef },
+            Answered { call_id: String, device: u64 },
             RingStopped { call_id: String, reason: String },
             Ended { call_id: String, reason: String },
             Closed,
@@ -223,6 +230,10 @@ impl SwitchEvent {
                     id: from.id.to_ascii_lowercase(),
                     name: from.name,
                 },
+            },
+            Ok(Known::Answered { call_id, device }) => SwitchEvent::Answered {
+                call_id: call_id.to_ascii_lowercase(),
+                device,
             },
             Ok(Known::RingStopped { call_id, reason }) => SwitchEvent::RingStopped {
                 call_id: call_id.to_ascii_lowercase(),
@@ -388,6 +399,15 @@ mod tests {
                     id: ALICE.into(),
                     name: "alice".into()
                 }
+            }
+        );
+        assert_eq!(
+            SwitchEvent::parse(&format!(
+                r#"{{"type":"answered","call_id":"{CALL}","user":{{"id":"{ALICE}","name":"alice"}},"device":7}}"#
+            )),
+            SwitchEvent::Answered {
+                call_id: CALL.into(),
+                device: 7
             }
         );
         assert_eq!(
