@@ -27,6 +27,7 @@ pub const STATUS_OK: u16 = 0;
 pub const STATUS_RESOURCE_EXHAUSTED: u16 = 8;
 pub const STATUS_INTERNAL: u16 = 13;
 pub const STATUS_UNIMPLEMENTED: u16 = 12;
+pub const STATUS_UNAVAILABLE: u16 = 14;
 
 /// Messages the adapter may queue on one call.
 const STREAM_QUEUE: usize = 256;

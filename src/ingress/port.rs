@@ -280,6 +280,16 @@ impl AdapterLinks {
     }
 }
 
+/// A close reason fits a WebSocket close frame: at most 123 bytes, cut at
+/// a character boundary.
+fn cut_reason(reason: &str) -> String {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason[..end].to_string()
+}
+
 fn reply_error(message: ServerMessage) -> Result<String, PortError> {
     match message {
         ServerMessage::Error { code, message, .. } => {
@@ -402,15 +412,25 @@ impl AdapterPort for AdapterLinks {
                 "stream {stream} is a gRPC call: only binary messages can be sent"
             ));
         }
-        entry
-            .out
-            .try_send(StreamOut::Message(message))
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => {
-                    format!("stream {stream} is not reading: its queue is full")
-                }
-                mpsc::error::TrySendError::Closed(_) => format!("stream {stream} is closed"),
-            })
+        let sent = entry.out.try_send(StreamOut::Message(message));
+        let kind = entry.kind;
+        drop(streams);
+        match sent {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                // A peer that does not read would hold messages without
+                // bound: it is cut off, as the WIT says.
+                let code = match kind {
+                    StreamKind::WebSocket => 1008,
+                    StreamKind::Grpc => super::grpc::STATUS_RESOURCE_EXHAUSTED,
+                };
+                self.stream_close(stream, code, "the peer does not read its messages");
+                Err(format!(
+                    "stream {stream} is not reading: its queue is full; it was closed"
+                ))
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(format!("stream {stream} is closed")),
+        }
     }
 
     fn stream_close(&self, stream: u64, code: u16, reason: &str) {
@@ -422,8 +442,12 @@ impl AdapterPort for AdapterLinks {
             .map(|s| s.out.clone());
         if let Some(out) = entry {
             self.remove_stream(stream);
-            let reason: String = reason.chars().take(120).collect();
-            let _ = out.try_send(StreamOut::Close { code, reason });
+            // With the queue full the close frame cannot be queued: the
+            // writer then ends when the queue drains, dropping the socket.
+            let _ = out.try_send(StreamOut::Close {
+                code,
+                reason: cut_reason(reason),
+            });
         }
     }
 
@@ -494,7 +518,20 @@ impl AdapterPort for AdapterLinks {
             .copied()
             .collect();
         for s in streams {
-            self.stream_close(s, 1011, reason);
+            let grpc = self
+                .streams
+                .lock()
+                .expect("streams")
+                .get(&s)
+                .is_some_and(|e| e.kind == StreamKind::Grpc);
+            // 1011 "internal error" for a WebSocket; for a gRPC call,
+            // UNAVAILABLE: the client may retry on the fresh instance.
+            let code = if grpc {
+                super::grpc::STATUS_UNAVAILABLE
+            } else {
+                1011
+            };
+            self.stream_close(s, code, reason);
         }
         let devices: Vec<u64> = self
             .devices
@@ -506,5 +543,19 @@ impl AdapterPort for AdapterLinks {
         for d in devices {
             self.close_device(d);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cut_reason;
+
+    #[test]
+    fn close_reasons_fit_a_close_frame() {
+        assert_eq!(cut_reason("short"), "short");
+        let long = "é".repeat(100);
+        let cut = cut_reason(&long);
+        assert!(cut.len() <= 123 && long.starts_with(&cut));
+        assert_eq!(cut.len(), 122);
     }
 }

@@ -158,6 +158,9 @@ async fn start_switch(opts: &LoadOptions, users: usize) -> Result<SwitchUnderLoa
         .unwrap_or_default()
         .replace("listen = \"127.0.0.1:4433\"", "listen = \"127.0.0.1:0\"")
         .replace("fsync = true", "fsync = false")
+        // No HTTP ingress: it would contend for :8080 with a running
+        // switch, and the generator does not use it.
+        .replace("\nenabled = true\n", "\nenabled = false\n")
         // The generator measures the relay itself, past any admission limit.
         .replace("max_live_calls = 350", "max_live_calls = 0");
     for i in 0..users {
