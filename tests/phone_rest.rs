@@ -1163,15 +1163,24 @@ async fn an_initiate_body_that_is_not_json_is_400() {
     let sw = TestSwitch::start().await;
     let mut bob_n = notification_socket(&sw, "bob").await;
     let (_, call) = new_call();
+    // A body packed with array elements: refused before it is parsed (a
+    // JSON tree of it would exceed the plugin's memory cap and take every
+    // phone socket down with the instance).
+    let packed = format!(
+        r#"{{"ipV4Addr":"10.0.0.1","pad":[{}1]}}"#,
+        "1,".repeat(300_000)
+    );
     for body in [
         &b"ipV4Addr=10.0.0.1"[..],
         b"{not json",
         b"[\"10.0.0.1\"]",
         b"null",
+        packed.as_bytes(),
     ] {
         let answer = post(&sw, Some("alice"), &initiate_path(&call, BOB_ID), body).await;
         assert_error(&answer, 400);
     }
+    // Bob's notification socket was not closed by a failing instance.
     // Nothing rang; the call id is still free.
     assert_ok(
         &post(

@@ -11,6 +11,7 @@
 //! | module      | owns                                                        |
 //! |-------------|-------------------------------------------------------------|
 //! | `host`      | the [`host::Host`] trait: the switch services used         |
+//! | `body`      | reading the request body shallowly (bounded memory)         |
 //! | `model`     | the JSON shapes: request, stored log, CallLog, errors       |
 //! | `ids`       | callId generation / checking, the `db_ids` setting          |
 //! | `routes`    | HTTP routing, auth, `createCall`, `getCallLogById`          |
@@ -25,6 +26,7 @@
 // Natively (outside tests) nothing calls the logic: the glue is wasm32-only.
 #![cfg_attr(all(not(target_arch = "wasm32"), not(test)), allow(dead_code))]
 
+mod body;
 mod broker;
 mod events;
 mod host;

@@ -4,7 +4,8 @@
 //! objects it answers with, and the error body (Spring Boot's default).
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+
+use crate::body::{self, Body, ContactItem, ContactList, Fields, Shallow, MAX_CONTACTS};
 
 /// `callReason`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,62 +57,45 @@ pub struct CreateCall {
     pub creator_user: Option<i64>,
 }
 
-/// The JSON type of `v`, for error messages.
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
+/// Member `key` of `obj`, `None` when absent or `null`.
+fn present<'a>(obj: &'a Fields, key: &str) -> Option<&'a Shallow> {
+    obj.get(key).filter(|v| **v != Shallow::Null)
 }
 
-/// Field `key` of `obj`, `None` when absent or `null`.
-fn present<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    obj.get(key).filter(|v| !v.is_null())
-}
-
-fn opt_string(obj: &Map<String, Value>, key: &str, at: &str) -> Result<Option<String>, String> {
+fn opt_string(obj: &Fields, key: &str, at: &str) -> Result<Option<String>, String> {
     match present(obj, key) {
         None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Shallow::String(s)) => Ok(Some(s.clone())),
         Some(v) => Err(format!(
             "`{at}{key}` must be a string, not {}",
-            type_name(v)
+            v.type_name()
         )),
     }
 }
 
-fn opt_bool(obj: &Map<String, Value>, key: &str) -> Result<Option<bool>, String> {
+fn opt_bool(obj: &Fields, key: &str) -> Result<Option<bool>, String> {
     match present(obj, key) {
         None => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(v) => Err(format!("`{key}` must be a boolean, not {}", type_name(v))),
+        Some(Shallow::Bool(b)) => Ok(Some(*b)),
+        Some(v) => Err(format!("`{key}` must be a boolean, not {}", v.type_name())),
     }
 }
 
-fn opt_int(obj: &Map<String, Value>, key: &str, at: &str) -> Result<Option<i64>, String> {
+fn opt_int(obj: &Fields, key: &str, at: &str) -> Result<Option<i64>, String> {
     match present(obj, key) {
         None => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_i64()
+        Some(Shallow::Number(n, text)) => n
             .map(Some)
-            .ok_or_else(|| format!("`{at}{key}` must be an integer, not {n}")),
+            .ok_or_else(|| format!("`{at}{key}` must be an integer, not {text}")),
         Some(v) => Err(format!(
             "`{at}{key}` must be an integer, not {}",
-            type_name(v)
+            v.type_name()
         )),
     }
 }
 
 /// An enum field: `None` when absent or `null`, else one of `values`.
-fn opt_enum<T: Copy>(
-    obj: &Map<String, Value>,
-    key: &str,
-    values: &[(&str, T)],
-) -> Result<Option<T>, String> {
+fn opt_enum<T: Copy>(obj: &Fields, key: &str, values: &[(&str, T)]) -> Result<Option<T>, String> {
     let Some(text) = opt_string(obj, key, "")? else {
         return Ok(None);
     };
@@ -125,13 +109,16 @@ fn opt_enum<T: Copy>(
         })
 }
 
-fn parse_contact(v: &Value, index: usize) -> Result<ContactIn, String> {
+fn parse_contact(item: &ContactItem, index: usize) -> Result<ContactIn, String> {
     let at = format!("invitedContacts[{index}].");
-    let Value::Object(obj) = v else {
-        return Err(format!(
-            "`invitedContacts[{index}]` must be an object, not {}",
-            type_name(v)
-        ));
+    let obj = match item {
+        ContactItem::Object(obj) => obj,
+        ContactItem::Other(v) => {
+            return Err(format!(
+                "`invitedContacts[{index}]` must be an object, not {}",
+                v.type_name()
+            ))
+        }
     };
     // `id` is the server's; a client may echo one back, but it must be an
     // integer if given.
@@ -147,15 +134,18 @@ fn parse_contact(v: &Value, index: usize) -> Result<ContactIn, String> {
 }
 
 /// Parses and validates a `createCall` body. The error is the message of
-/// a 400 answer. Unknown fields are ignored (as Spring Boot does).
+/// a 400 answer. Unknown members are ignored (as Spring Boot does), and
+/// skipped without being built (see `body`).
 pub fn parse_create_call(body: &[u8]) -> Result<CreateCall, String> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| format!("JSON parse error: {e}"))?;
-    let Value::Object(obj) = value else {
-        return Err(format!(
-            "the request body must be a JSON object, not {}",
-            type_name(&value)
-        ));
+    let parsed = body::parse(body).map_err(|e| format!("JSON parse error: {e}"))?;
+    let (obj, contacts) = match parsed {
+        Body::Object { fields, contacts } => (fields, contacts),
+        Body::Other(v) => {
+            return Err(format!(
+                "the request body must be a JSON object, not {}",
+                v.type_name()
+            ))
+        }
     };
     let call_type = opt_enum(
         &obj,
@@ -172,13 +162,18 @@ pub fn parse_create_call(body: &[u8]) -> Result<CreateCall, String> {
         ],
     )?
     .unwrap_or(CallReason::Standard);
-    let contacts = match present(&obj, "invitedContacts") {
+    let contacts = match contacts {
         None => return Err("required field `invitedContacts` is missing".into()),
-        Some(Value::Array(items)) => items,
-        Some(v) => {
+        Some(ContactList::Items(items)) => items,
+        Some(ContactList::TooMany(n)) => {
+            return Err(format!(
+                "`invitedContacts` holds {n} contacts; at most {MAX_CONTACTS} are accepted"
+            ))
+        }
+        Some(ContactList::Other(v)) => {
             return Err(format!(
                 "`invitedContacts` must be an array, not {}",
-                type_name(v)
+                v.type_name()
             ))
         }
     };
@@ -191,13 +186,12 @@ pub fn parse_create_call(body: &[u8]) -> Result<CreateCall, String> {
         .map(|(i, c)| parse_contact(c, i))
         .collect::<Result<Vec<_>, _>>()?;
     match present(&obj, "invitedTeams") {
-        None => {}
-        Some(Value::Array(teams)) if teams.is_empty() => {}
-        Some(Value::Array(_)) => return Err("`invitedTeams`: teams are not supported".into()),
+        None | Some(Shallow::Array(0)) => {}
+        Some(Shallow::Array(_)) => return Err("`invitedTeams`: teams are not supported".into()),
         Some(v) => {
             return Err(format!(
                 "`invitedTeams` must be an array, not {}",
-                type_name(v)
+                v.type_name()
             ))
         }
     }
@@ -494,6 +488,31 @@ mod tests {
         );
         assert!(err(r#"{"callType":"MESH","invitedContacts":[{},{}]}"#)
             .contains("exactly one contact, not 2"));
+    }
+
+    #[test]
+    fn packed_bodies_cost_no_more_than_their_fields() {
+        // Unknown members are skipped, however many elements they hold.
+        let zeros = vec!["0"; 300_000].join(",");
+        let body = format!(
+            r#"{{"callType":"SFU","padding":[{zeros}],"invitedContacts":[{{"userId":"bob","x":[{zeros}]}}]}}"#
+        );
+        let c = parse_create_call(body.as_bytes()).unwrap();
+        assert_eq!(c.invited_contacts[0].user_id.as_deref(), Some("bob"));
+        // Known ones are refused by kind, not read.
+        let body =
+            format!(r#"{{"callType":"SFU","invitedContacts":[{{}}],"invitedTeams":[{zeros}]}}"#);
+        assert!(err(&body).contains("teams are not supported"));
+        let body =
+            format!(r#"{{"callType":"SFU","invitedContacts":[{{}}],"callTitle":[{zeros}]}}"#);
+        assert!(err(&body).contains("`callTitle` must be a string, not an array"));
+        let many = vec!["{}"; 200_000].join(",");
+        let body = format!(r#"{{"callType":"SFU","invitedContacts":[{many}]}}"#);
+        assert!(err(&body).contains("`invitedContacts` holds 200000 contacts; at most 1000"));
+        assert!(
+            err(r#"{"callType":"SFU","invitedContacts":[{}],"creatorUser":1e3}"#)
+                .contains("`creatorUser` must be an integer, not 1000.0")
+        );
     }
 
     #[test]

@@ -35,12 +35,21 @@ pub struct CallerAddress {
     pub ipv6: Option<String>,
 }
 
+/// Largest `initiate` body read.
+pub const MAX_INITIATE_BODY: usize = 4096;
+
 impl CallerAddress {
     /// The body of `POST /phone/initiate/...`: a JSON object with an
     /// `ipV4Addr` or `ipV6Addr` string (or both). Other fields, and those
     /// two when they are not strings, are ignored; the addresses are passed
     /// on to the callee as given.
     pub fn from_body(body: &[u8]) -> Option<CallerAddress> {
+        // Two IP addresses fit in far less; a larger body is refused before
+        // parsing, since a JSON tree can take many times its text's size
+        // and the plugin's memory is capped.
+        if body.len() > MAX_INITIATE_BODY {
+            return None;
+        }
         let value: serde_json::Value = serde_json::from_slice(body).ok()?;
         let object = value.as_object()?;
         let field = |name: &str| object.get(name)?.as_str().map(str::to_owned);
