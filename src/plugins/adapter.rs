@@ -13,15 +13,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::warn;
-use wasmtime::component::ResourceTable;
-use wasmtime::{Store, StoreLimitsBuilder, Trap, UpdateDeadline};
-use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::bindings::adapter::{Adapter, AdapterPre, HttpReply, HttpRequest, StreamMessage};
 use super::engine::EPOCH_TICK;
 use super::policy::{classify_failure, HookFailure, PluginStats};
 use super::port::AdapterPort;
-use super::state::{CallBudget, HostContext, KvSpace, PluginState};
+use super::state::{CallBudget, HostContext, KvSpace, PluginState, StateParts};
 
 struct Warm {
     store: Store<PluginState>,
@@ -184,25 +182,18 @@ impl AdapterPlugin {
         slot: &mut Option<Warm>,
     ) -> Result<(), HookFailure> {
         {
-            let limits = StoreLimitsBuilder::new()
-                .memory_size((self.memory_mb as usize) << 20)
-                .trap_on_grow_failure(true)
-                .build();
-            let state = PluginState {
-                plugin: self.name.as_str().into(),
-                wasi: WasiCtxBuilder::new().build(),
-                table: ResourceTable::new(),
-                limits,
-                kv: self.kv.clone(),
-                settings: self.settings.clone(),
-                host: self.host.clone(),
+            let mut state = PluginState::new(StateParts {
+                plugin: &self.name,
+                memory_mb: self.memory_mb,
+                kv: &self.kv,
+                settings: &self.settings,
+                host: &self.host,
                 port: Some(self.port.clone()),
-                waited: Duration::ZERO,
-                budget: Some(CallBudget {
-                    started: Instant::now(),
-                    limit: Duration::from_millis(self.deadline_ms * 4),
-                }),
-            };
+            });
+            state.budget = Some(CallBudget {
+                started: Instant::now(),
+                limit: Duration::from_millis(self.deadline_ms * 4),
+            });
             let mut store = Store::new(pre.engine(), state);
             store.limiter(|s| &mut s.limits);
             store.epoch_deadline_callback(|ctx| {

@@ -11,15 +11,13 @@ use std::time::{Duration, Instant};
 
 use tracing::warn;
 use uuid::Uuid;
-use wasmtime::component::ResourceTable;
-use wasmtime::{Store, StoreLimitsBuilder, Trap};
-use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime::{Store, Trap};
 
 use super::bindings::{
     CallEvent, CallInfo, ConnectVerdict, DialVerdict, Identity, Policy, PolicyPre, Verdict,
 };
 use super::engine::EPOCH_TICK;
-use super::state::{HostContext, KvSpace, PluginState};
+use super::state::{HostContext, KvSpace, PluginState, StateParts};
 use crate::config::OnError;
 
 /// Why a hook produced no usable answer.
@@ -168,23 +166,14 @@ impl PolicyPlugin {
         slot: &'a mut Option<Warm>,
     ) -> Result<&'a mut Warm, HookFailure> {
         if slot.is_none() {
-            let limits = StoreLimitsBuilder::new()
-                .memory_size((self.memory_mb as usize) << 20)
-                .trap_on_grow_failure(true)
-                .build();
-            let state = PluginState {
-                plugin: self.name.as_str().into(),
-                // Nothing inherited: no env, args, files or stdio.
-                wasi: WasiCtxBuilder::new().build(),
-                table: ResourceTable::new(),
-                limits,
-                kv: self.kv.clone(),
-                settings: self.settings.clone(),
-                host: self.host.clone(),
+            let state = PluginState::new(StateParts {
+                plugin: &self.name,
+                memory_mb: self.memory_mb,
+                kv: &self.kv,
+                settings: &self.settings,
+                host: &self.host,
                 port: None,
-                waited: Duration::ZERO,
-                budget: None,
-            };
+            });
             let mut store = Store::new(self.pre.engine(), state);
             store.limiter(|s| &mut s.limits);
             // Instantiation runs guest start code too: bound it as well.

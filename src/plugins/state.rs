@@ -102,6 +102,39 @@ pub struct CallBudget {
     pub limit: Duration,
 }
 
+/// What a fresh store of one plugin is made from.
+pub struct StateParts<'a> {
+    pub plugin: &'a str,
+    pub memory_mb: u64,
+    pub kv: &'a KvSpace,
+    pub settings: &'a Arc<BTreeMap<String, String>>,
+    pub host: &'a Arc<HostContext>,
+    pub port: Option<Arc<dyn AdapterPort>>,
+}
+
+impl PluginState {
+    /// A fresh store's data: the closed sandbox, the memory cap and the
+    /// plugin's capabilities.
+    pub fn new(p: StateParts<'_>) -> Self {
+        PluginState {
+            plugin: p.plugin.into(),
+            // Nothing inherited: no env, args, files or stdio.
+            wasi: wasmtime_wasi::WasiCtxBuilder::new().build(),
+            table: ResourceTable::new(),
+            limits: wasmtime::StoreLimitsBuilder::new()
+                .memory_size((p.memory_mb as usize) << 20)
+                .trap_on_grow_failure(true)
+                .build(),
+            kv: p.kv.clone(),
+            settings: p.settings.clone(),
+            host: p.host.clone(),
+            port: p.port,
+            waited: Duration::ZERO,
+            budget: None,
+        }
+    }
+}
+
 impl WasiView for PluginState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
