@@ -28,6 +28,7 @@ pub const GRANTS: &[&str] = &[
     "config",
     "streams",
     "devices",
+    "http-client",
 ];
 
 /// Largest memory cap a plugin can have (the pooling allocator's slot size).
@@ -219,6 +220,13 @@ pub struct PluginConfig {
     /// ignores events is cheaper with `events = false`.
     #[serde(default = "default_events")]
     pub events: bool,
+    /// Destinations its `http-client` may reach: `"host"` (any port) or
+    /// `"host:port"`.
+    #[serde(default)]
+    pub http_hosts: Vec<String>,
+    /// Timeout of an `http-client` request that gives none (ms).
+    #[serde(default = "default_http_timeout_ms")]
+    pub http_timeout_ms: u64,
     /// Adapters: the path prefixes routed to the plugin, e.g. `"/api/v3/"`.
     #[serde(default)]
     pub routes: Vec<String>,
@@ -243,6 +251,10 @@ impl PluginConfig {
             PluginWorld::Adapter => 1000,
         })
     }
+}
+
+fn default_http_timeout_ms() -> u64 {
+    15_000
 }
 
 fn default_events() -> bool {

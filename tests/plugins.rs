@@ -476,3 +476,29 @@ async fn events_false_spares_a_plugin_the_event_stream() {
     assert_eq!(counts[1], 4, "{counts:?}");
     assert!(counts[0] > counts[1], "{counts:?}");
 }
+
+#[tokio::test]
+async fn calls_the_admin_places_for_a_user_skip_policy() {
+    let sw = with_plugins(plugin(
+        "allowlist",
+        "builtin:allowlist",
+        "\"config\"",
+        "[plugin.config]\nrules = \"alice -> carol\"\ndefault = \"deny\"\n",
+    ))
+    .await;
+    let (_bob, mut be) = sw.connect("bob").await;
+    let (alice, _ae) = sw.connect("alice").await;
+    // Alice herself may not call bob...
+    assert!(alice.dial(&["bob"], None).await.is_err());
+    // ...but the operator, acting as alice through the admin API, may.
+    let mut opts = sw.options(&sw.handle().admin_token.clone());
+    opts.act_as = Some("alice".into());
+    let (admin_as_alice, _, _) = callswitch::client::Client::connect(opts).await.unwrap();
+    let call_id = admin_as_alice.dial(&["bob"], None).await.unwrap();
+    expect(
+        &mut be,
+        "incoming placed by the admin",
+        |m| matches!(m, ServerMessage::Incoming { call_id: c, .. } if *c == call_id),
+    )
+    .await;
+}

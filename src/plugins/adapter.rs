@@ -13,13 +13,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::warn;
-use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime::Store;
 
 use super::bindings::adapter::{Adapter, AdapterPre, HttpReply, HttpRequest, StreamMessage};
 use super::engine::EPOCH_TICK;
 use super::policy::{classify_failure, HookFailure, PluginStats};
 use super::port::AdapterPort;
-use super::state::{CallBudget, HostContext, KvSpace, PluginState, StateParts};
+use super::state::{
+    enforce_budget, start_budget, CallBudget, HostContext, HttpGrant, KvSpace, PluginState,
+    StateParts,
+};
 
 struct Warm {
     store: Store<PluginState>,
@@ -41,6 +44,7 @@ pub struct AdapterParts {
     pub host: Arc<HostContext>,
     pub stats: Arc<PluginStats>,
     pub port: Arc<dyn AdapterPort>,
+    pub http: Arc<HttpGrant>,
 }
 
 /// One version of the adapter's component (a reload swaps it).
@@ -66,6 +70,7 @@ pub struct AdapterPlugin {
     settings: Arc<std::collections::BTreeMap<String, String>>,
     host: Arc<HostContext>,
     port: Arc<dyn AdapterPort>,
+    http: Arc<HttpGrant>,
     warm: tokio::sync::Mutex<Option<Warm>>,
 }
 
@@ -83,13 +88,7 @@ macro_rules! adapter_call {
         let result = match $self.warm_instance(&mut guard).await {
             Err(e) => Err(e),
             Ok(warm) => {
-                let limit = Duration::from_millis($self.deadline_ms);
-                warm.store.data_mut().budget = Some(CallBudget {
-                    started: Instant::now(),
-                    limit,
-                });
-                warm.store.data_mut().waited = Duration::ZERO;
-                warm.store.set_epoch_deadline(ticks(limit));
+                start_budget(&mut warm.store, Duration::from_millis($self.deadline_ms));
                 let $adapter = &warm.adapter;
                 let $store = &mut warm.store;
                 $call
@@ -129,6 +128,7 @@ impl AdapterPlugin {
             settings: p.settings,
             host: p.host,
             port: p.port,
+            http: p.http,
             warm: tokio::sync::Mutex::new(None),
         }
     }
@@ -189,6 +189,7 @@ impl AdapterPlugin {
                 settings: &self.settings,
                 host: &self.host,
                 port: Some(self.port.clone()),
+                http: &self.http,
             });
             state.budget = Some(CallBudget {
                 started: Instant::now(),
@@ -196,18 +197,7 @@ impl AdapterPlugin {
             });
             let mut store = Store::new(pre.engine(), state);
             store.limiter(|s| &mut s.limits);
-            store.epoch_deadline_callback(|ctx| {
-                let state = ctx.data();
-                let Some(budget) = state.budget else {
-                    return Ok(UpdateDeadline::Continue(ticks(Duration::from_secs(1))));
-                };
-                let used = budget.started.elapsed().saturating_sub(state.waited);
-                if used < budget.limit {
-                    Ok(UpdateDeadline::Continue(ticks(budget.limit - used)))
-                } else {
-                    Err(Trap::Interrupt.into())
-                }
-            });
+            enforce_budget(&mut store);
             store.set_epoch_deadline(ticks(Duration::from_millis(self.deadline_ms * 4)));
             let adapter = pre
                 .instantiate_async(&mut store)

@@ -35,6 +35,7 @@ pub mod adapter {
             "callswitch:plugin/clock": super::callswitch::plugin::clock,
             "callswitch:plugin/calls": super::callswitch::plugin::calls,
             "callswitch:plugin/config": super::callswitch::plugin::config,
+            "callswitch:plugin/http-client": super::callswitch::plugin::http_client,
         },
     });
 

@@ -21,7 +21,7 @@ use super::grants::check_imports;
 use super::kv_store::KvStore;
 use super::policy::{PluginStats, PolicyParts, PolicyPlugin};
 use super::port::AdapterPort;
-use super::state::{HostContext, KvSpace, PluginState};
+use super::state::{HostContext, HttpGrant, KvSpace, PluginState};
 use super::{builtin, PluginError};
 use crate::config::{PluginConfig, PluginWorld};
 use crate::wire::PluginInfo;
@@ -228,6 +228,7 @@ impl PluginHost {
             host: self.context.clone(),
             stats: self.stats_of(&name),
             port,
+            http: http_grant(c),
         }));
         adapter
             .warm_up()
@@ -347,6 +348,7 @@ impl PluginHost {
             kv,
             settings: Arc::new(settings(&c.config)),
             host: self.context.clone(),
+            http: http_grant(c),
             stats,
         });
         plugin
@@ -444,6 +446,13 @@ fn info_of(p: &PolicyPlugin) -> PluginInfo {
         time_us: p.stats.nanos.load(Relaxed) / 1000,
         instantiations: p.stats.instantiations.load(Relaxed),
     }
+}
+
+fn http_grant(c: &PluginConfig) -> Arc<HttpGrant> {
+    Arc::new(HttpGrant {
+        hosts: c.http_hosts.clone(),
+        timeout: Duration::from_millis(c.http_timeout_ms),
+    })
 }
 
 fn adapter_info(a: &AdapterPlugin) -> PluginInfo {

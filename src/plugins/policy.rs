@@ -16,8 +16,9 @@ use wasmtime::{Store, Trap};
 use super::bindings::{
     CallEvent, CallInfo, ConnectVerdict, DialVerdict, Identity, Policy, PolicyPre, Verdict,
 };
-use super::engine::EPOCH_TICK;
-use super::state::{HostContext, KvSpace, PluginState, StateParts};
+use super::state::{
+    enforce_budget, start_budget, HostContext, HttpGrant, KvSpace, PluginState, StateParts,
+};
 use crate::config::OnError;
 
 /// Why a hook produced no usable answer.
@@ -86,6 +87,7 @@ pub struct PolicyPlugin {
     kv: KvSpace,
     settings: Arc<std::collections::BTreeMap<String, String>>,
     host: Arc<HostContext>,
+    http: Arc<HttpGrant>,
     warm: tokio::sync::Mutex<Option<Warm>>,
 }
 
@@ -103,6 +105,7 @@ pub struct PolicyParts {
     pub kv: KvSpace,
     pub settings: Arc<std::collections::BTreeMap<String, String>>,
     pub host: Arc<HostContext>,
+    pub http: Arc<HttpGrant>,
     pub stats: Arc<PluginStats>,
 }
 
@@ -115,8 +118,7 @@ macro_rules! hook {
         let result = match $self.warm_instance(&mut guard).await {
             Err(e) => Err(e),
             Ok(warm) => {
-                let ticks = ($self.deadline_ms * 1000 / EPOCH_TICK.as_micros() as u64).max(1);
-                warm.store.set_epoch_deadline(ticks);
+                start_budget(&mut warm.store, Duration::from_millis($self.deadline_ms));
                 let $policy = &warm.policy;
                 let $store = &mut warm.store;
                 $call.await.map_err(|e| $self.classify(e))
@@ -150,6 +152,7 @@ impl PolicyPlugin {
             kv: p.kv,
             settings: p.settings,
             host: p.host,
+            http: p.http,
             warm: tokio::sync::Mutex::new(None),
         }
     }
@@ -173,13 +176,13 @@ impl PolicyPlugin {
                 settings: &self.settings,
                 host: &self.host,
                 port: None,
+                http: &self.http,
             });
             let mut store = Store::new(self.pre.engine(), state);
             store.limiter(|s| &mut s.limits);
+            enforce_budget(&mut store);
             // Instantiation runs guest start code too: bound it as well.
-            store.set_epoch_deadline(
-                (self.deadline_ms * 1000 / EPOCH_TICK.as_micros() as u64).max(1) * 4,
-            );
+            start_budget(&mut store, Duration::from_millis(self.deadline_ms * 4));
             let policy = self
                 .pre
                 .instantiate_async(&mut store)

@@ -86,12 +86,14 @@ pub struct PluginState {
     pub host: Arc<HostContext>,
     /// An adapter's access to its devices and streams (`None` for policies).
     pub port: Option<Arc<dyn AdapterPort>>,
+    /// Its `http-client` destinations.
+    pub http: Arc<HttpGrant>,
     /// Time the current call spent waiting in host functions, which does
     /// not count against an adapter's deadline.
     pub waited: Duration,
-    /// An adapter's current call: when it started and how long its own
-    /// code may run (`None` for policies, whose deadline is a plain epoch
-    /// deadline).
+    /// The current call: when it started and how long the plugin's own
+    /// code may run (waits in `http-client`, and an adapter's waits in
+    /// `devices`, are credited back through `waited`).
     pub budget: Option<CallBudget>,
 }
 
@@ -102,9 +104,17 @@ pub struct CallBudget {
     pub limit: Duration,
 }
 
+/// Where a plugin's `http-client` may go, and its default timeout.
+#[derive(Debug, Clone, Default)]
+pub struct HttpGrant {
+    pub hosts: Vec<String>,
+    pub timeout: Duration,
+}
+
 /// What a fresh store of one plugin is made from.
 pub struct StateParts<'a> {
     pub plugin: &'a str,
+    pub http: &'a Arc<HttpGrant>,
     pub memory_mb: u64,
     pub kv: &'a KvSpace,
     pub settings: &'a Arc<BTreeMap<String, String>>,
@@ -129,6 +139,7 @@ impl PluginState {
             settings: p.settings.clone(),
             host: p.host.clone(),
             port: p.port,
+            http: p.http.clone(),
             waited: Duration::ZERO,
             budget: None,
         }
@@ -142,4 +153,41 @@ impl WasiView for PluginState {
             table: &mut self.table,
         }
     }
+}
+
+fn budget_ticks(d: Duration) -> u64 {
+    (d.as_micros() as u64 / super::engine::EPOCH_TICK.as_micros() as u64).max(1)
+}
+
+/// Makes the store's epoch deadline enforce `budget`: when the deadline
+/// passes, the time the plugin waited in host functions is given back
+/// before deciding that it overran.
+pub fn enforce_budget(store: &mut wasmtime::Store<PluginState>) {
+    store.epoch_deadline_callback(|ctx| {
+        let state = ctx.data();
+        let Some(budget) = state.budget else {
+            return Ok(wasmtime::UpdateDeadline::Continue(budget_ticks(
+                Duration::from_secs(1),
+            )));
+        };
+        let used = budget.started.elapsed().saturating_sub(state.waited);
+        if used < budget.limit {
+            Ok(wasmtime::UpdateDeadline::Continue(budget_ticks(
+                budget.limit - used,
+            )))
+        } else {
+            Err(wasmtime::Trap::Interrupt.into())
+        }
+    });
+}
+
+/// Starts a call of at most `limit` of the plugin's own running time.
+pub fn start_budget(store: &mut wasmtime::Store<PluginState>, limit: Duration) {
+    let state = store.data_mut();
+    state.budget = Some(CallBudget {
+        started: Instant::now(),
+        limit,
+    });
+    state.waited = Duration::ZERO;
+    store.set_epoch_deadline(budget_ticks(limit));
 }

@@ -51,6 +51,8 @@ struct Device {
     /// Whether the user's incoming calls ring here. An adapter's leg that
     /// exists for one outgoing call does not.
     rings: bool,
+    /// Authenticated with the admin token acting as a user (`--as`).
+    admin_acting: bool,
 }
 
 /// What `connect` grants.
@@ -150,6 +152,8 @@ impl Switch {
             return Err(SwitchError::AlreadyAuthenticated);
         }
         let user = self.authenticate(token, act_as)?;
+        let admin_acting =
+            act_as.is_some() && matches!(self.directory.authenticate(token), Some(Identity::Admin));
         let role = if user.is_some() {
             Role::User
         } else {
@@ -164,6 +168,7 @@ impl Switch {
                 connected_at: now,
                 calls: HashSet::new(),
                 rings: true,
+                admin_acting,
             },
         );
         if let Some(id) = user {
@@ -457,6 +462,12 @@ impl Switch {
     }
 
     /// The devices a user is online on, newest last.
+    /// Whether `device` is the admin acting as a user: its calls are the
+    /// operator's own and skip the policy chain.
+    pub fn is_admin_acting(&self, device: DeviceId) -> bool {
+        self.devices.get(&device).is_some_and(|d| d.admin_acting)
+    }
+
     /// Stops (or resumes) ringing `device` for its user's incoming calls.
     pub fn set_rings(&mut self, device: DeviceId, rings: bool) {
         if let Some(d) = self.devices.get_mut(&device) {

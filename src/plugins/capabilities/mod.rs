@@ -7,6 +7,7 @@ mod calls_control;
 mod clock;
 mod config;
 mod devices;
+mod http_client;
 mod kv;
 mod log;
 mod notify;
