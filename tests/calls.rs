@@ -439,3 +439,55 @@ async fn users_lists_every_device() {
         .devices
         .is_empty());
 }
+
+#[tokio::test]
+async fn a_user_picks_a_call_up_on_another_device_and_the_audio_follows() {
+    let sw = TestSwitch::start().await;
+    let (alice, mut ae) = sw.connect("alice").await;
+    let (desk, mut de) = sw.connect("bob").await;
+    let call_id = alice.dial(&["bob"], None).await.unwrap();
+    expect(&mut de, "incoming", |m| {
+        matches!(m, ServerMessage::Incoming { .. })
+    })
+    .await;
+    desk.answer(call_id).await.unwrap();
+    expect_media(&mut ae, call_id).await;
+    // Bob's laptop comes online and takes the call over.
+    let (laptop, mut le) = sw.connect("bob").await;
+    laptop.pickup(call_id).await.unwrap();
+    expect(&mut de, "left picked_up", |m| {
+        matches!(
+            m,
+            ServerMessage::Left {
+                reason: callswitch::wire::LeaveReason::PickedUp,
+                ..
+            }
+        )
+    })
+    .await;
+    let (laptop_channel, _) = expect_media(&mut le, call_id).await;
+    let (alice_channel, peers) = expect_media(&mut ae, call_id).await;
+    assert_eq!(peers, vec![laptop_channel]);
+    laptop
+        .send_frame(&callswitch::wire::MediaFrame {
+            channel: laptop_channel,
+            seq: 1,
+            timestamp: 0,
+            payload: bytes::Bytes::from_static(b"from-laptop"),
+        })
+        .unwrap();
+    let frame = tokio::time::timeout(common::WAIT, alice.recv_frame())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&frame.payload[..], b"from-laptop");
+    assert_eq!(frame.channel, laptop_channel);
+    let _ = alice_channel;
+    // The desk phone no longer has the call; picking it up twice is refused.
+    assert!(desk.hangup(call_id).await.is_err());
+    let again = laptop.pickup(call_id).await.unwrap_err();
+    assert_eq!(
+        again.code(),
+        Some(callswitch::wire::ErrorCode::InvalidState)
+    );
+}

@@ -292,6 +292,11 @@ impl Client {
         self.expect_ok(Request::Hangup { call_id }).await
     }
 
+    /// Takes over, on this device, a call the user is in on another device.
+    pub async fn pickup(&self, call_id: Uuid) -> Result<(), ClientError> {
+        self.expect_ok(Request::Pickup { call_id }).await
+    }
+
     pub async fn hold(&self, call_id: Uuid) -> Result<(), ClientError> {
         self.expect_ok(Request::Hold { call_id }).await
     }

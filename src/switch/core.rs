@@ -693,6 +693,58 @@ impl Switch {
         Ok(())
     }
 
+    /// Moves the user's leg of a call to `device` from the other device of
+    /// theirs that holds it (a call pulled from a desk phone to a laptop).
+    /// The call goes on; the other parties get the new channel through
+    /// `media`, the device that lost the leg gets `left` (`picked_up`).
+    pub fn pickup(
+        &mut self,
+        now: Millis,
+        device: DeviceId,
+        call_id: Uuid,
+    ) -> Result<(), SwitchError> {
+        let user = self.user_of(device)?;
+        let call = self
+            .calls
+            .get(&call_id)
+            .ok_or(SwitchError::UnknownCall(call_id))?;
+        let idx = call
+            .party_of(user)
+            .filter(|i| call.parties[*i].leg.is_some())
+            .ok_or(SwitchError::NotInCall(call_id))?;
+        let old = call.parties[idx].leg.clone().expect("joined");
+        if old.device == device {
+            return Err(SwitchError::InvalidState(
+                "the call is already on this device".into(),
+            ));
+        }
+        let mut leg = self.new_leg(device);
+        leg.held = old.held;
+        let call = self.calls.get_mut(&call_id).expect("checked");
+        let party = &mut call.parties[idx];
+        party.leg = Some(leg);
+        let user_ref = party.user.clone();
+        call.log(
+            now,
+            CallEventKind::Joined {
+                user: user_ref.clone(),
+                device,
+            },
+        );
+        self.forget_call(old.device, call_id);
+        self.device_mut(device).calls.insert(call_id);
+        self.send(
+            old.device,
+            ServerMessage::Left {
+                call_id,
+                user: user_ref,
+                reason: LeaveReason::PickedUp,
+            },
+        );
+        self.publish_media(call_id);
+        Ok(())
+    }
+
     /// Puts this device's leg on hold (or takes it off with `held = false`).
     pub fn set_hold(
         &mut self,
@@ -1174,7 +1226,9 @@ impl Switch {
         let reason = match departure {
             Departure::Left { reason, caller } => match reason {
                 LeaveReason::Hangup if call.answered_at.is_none() && caller => EndReason::Cancelled,
-                LeaveReason::Hangup | LeaveReason::Transferred => EndReason::Hangup,
+                LeaveReason::Hangup | LeaveReason::Transferred | LeaveReason::PickedUp => {
+                    EndReason::Hangup
+                }
                 LeaveReason::Disconnected => EndReason::Disconnected,
                 LeaveReason::Admin => EndReason::Admin,
                 LeaveReason::Shutdown => EndReason::Shutdown,

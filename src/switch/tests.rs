@@ -4,7 +4,7 @@
 use uuid::Uuid;
 
 use super::*;
-use crate::wire::{EndReason, PartyStatus, RingStopReason, Role, ServerMessage};
+use crate::wire::{EndReason, LeaveReason, PartyStatus, RingStopReason, Role, ServerMessage};
 
 const RING_MS: u64 = 60_000;
 
@@ -558,7 +558,7 @@ fn blind_transfer_rings_the_target_and_releases_the_transferrer() {
     assert!(to(&fx, 2).iter().any(|m| matches!(
         m,
         ServerMessage::Left {
-            reason: crate::wire::LeaveReason::Transferred,
+            reason: LeaveReason::Transferred,
             ..
         }
     )));
@@ -574,4 +574,61 @@ fn blind_transfer_rings_the_target_and_releases_the_transferrer() {
             "the transferring user is not joined to the call".into()
         ))
     );
+}
+
+#[test]
+fn pickup_moves_a_users_leg_to_another_of_their_devices() {
+    let mut sw = switch();
+    online(&mut sw, 1, "alice");
+    online(&mut sw, 2, "bob");
+    online(&mut sw, 3, "bob");
+    dial(&mut sw, 10, 1, 1, &["bob"]).unwrap();
+    sw.answer(20, 2, id(1)).unwrap();
+    drain(&mut sw);
+    // Not in the call, or already there: refused, nothing changes.
+    online(&mut sw, 4, "carol");
+    assert!(matches!(
+        sw.pickup(25, 4, id(1)),
+        Err(SwitchError::NotInCall(_))
+    ));
+    assert!(matches!(
+        sw.pickup(25, 2, id(1)),
+        Err(SwitchError::InvalidState(_))
+    ));
+    assert!(matches!(
+        sw.pickup(25, 3, id(9)),
+        Err(SwitchError::UnknownCall(_))
+    ));
+    assert!(drain(&mut sw).is_empty());
+
+    sw.pickup(30, 3, id(1)).unwrap();
+    let fx = drain(&mut sw);
+    // The device that lost the leg is told; the audio now runs 1 <-> 3.
+    assert!(to(&fx, 2).iter().any(|m| matches!(
+        m,
+        ServerMessage::Left {
+            reason: LeaveReason::PickedUp,
+            ..
+        }
+    )));
+    let Some(Effect::Media { legs, .. }) = fx.iter().find(|e| matches!(e, Effect::Media { .. }))
+    else {
+        panic!("no media effect in {fx:?}")
+    };
+    let mut devices: Vec<_> = legs.iter().map(|l| l.device).collect();
+    devices.sort();
+    assert_eq!(devices, vec![1, 3]);
+    assert!(to(&fx, 1)
+        .iter()
+        .any(|m| matches!(m, ServerMessage::Media { peers, .. } if peers.len() == 1)));
+    // Device 2 has no part in the call any more; device 3 hangs it up.
+    assert!(sw.hangup(40, 2, id(1)).is_err());
+    sw.hangup(40, 3, id(1)).unwrap();
+    let fx = drain(&mut sw);
+    let record = &records(&fx)[0];
+    assert_eq!(record.end_reason, crate::wire::EndReason::Hangup);
+    assert!(record
+        .events
+        .iter()
+        .any(|e| matches!(e.kind, crate::wire::CallEventKind::Joined { device: 3, .. })));
 }

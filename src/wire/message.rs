@@ -42,6 +42,10 @@ pub enum Request {
     Hold { call_id: Uuid },
     /// Resume audio after `hold`.
     Unhold { call_id: Uuid },
+    /// Take over, on this device, a call the user is joined to on another
+    /// of their devices: the audio moves here, the other device is told
+    /// `left` with reason `picked_up`.
+    Pickup { call_id: Uuid },
     /// Send DTMF digits (`0-9*#A-D`) to the other parties.
     Dtmf { call_id: Uuid, digits: String },
     /// Add users to a running call; it becomes a group call.
@@ -79,6 +83,7 @@ impl Request {
         "hangup",
         "hold",
         "unhold",
+        "pickup",
         "dtmf",
         "invite",
         "message",

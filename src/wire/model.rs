@@ -96,6 +96,9 @@ pub enum LeaveReason {
     Shutdown,
     /// Moved out of the call by a transfer to another party.
     Transferred,
+    /// The user took the call over on another of their devices (`pickup`);
+    /// only the device that lost the leg is told.
+    PickedUp,
 }
 
 /// Why a device stopped ringing without the call ending for everyone.

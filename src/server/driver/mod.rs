@@ -530,6 +530,9 @@ impl Driver {
             Request::Hold { call_id } => {
                 self.call_op(req, call_id, |s| s.set_hold(now, device, call_id, true))
             }
+            Request::Pickup { call_id } => {
+                self.call_op(req, call_id, |s| s.pickup(now, device, call_id))
+            }
             Request::Unhold { call_id } => {
                 self.call_op(req, call_id, |s| s.set_hold(now, device, call_id, false))
             }
