@@ -923,40 +923,50 @@ fn to_phone_needs_a_phone_and_a_switch_that_moves_legs() {
 }
 
 #[test]
-fn taking_over_a_call_is_try_again() {
+fn taking_over_a_call_picks_it_up_and_a_refusal_is_try_again() {
     let mut world = World::new();
-    let (multi, _) = world.register("MultiPipe", "alice-token");
-    let (pipe, _) = world.register("Pipe", "alice-token");
+    let (multi, multi_device) = world.register("MultiPipe", "alice-token");
+    let (pipe, pipe_device) = world.register("Pipe", "alice-token");
     world.host.set_live(
         CALL,
         &[(ALICE, PartyState::Joined), (BOB, PartyState::Joined)],
     );
     world.close(999);
     world.host.take();
+    // MultiPipe: an Offer with the id of a call Alice is in elsewhere is
+    // a pickup; with no other terminal in the call, the placeholder answers.
     world.message(multi, &offer("s", "+15550101", CALL));
-    // On Pipe: an Offer naming the other party (or nobody) while in call.
+    let did = world.host.take();
+    assert_eq!(
+        did[..2],
+        [
+            request(
+                multi_device,
+                serde_json::json!({"type": "pickup", "call_id": CALL})
+            ),
+            Did::Send {
+                stream: multi,
+                message: WebTerminalMessage::answer(PLACEHOLDER_SDP, CALL)
+            },
+        ]
+    );
+    // Pipe: an Offer naming the other party (or nobody) while in a call
+    // elsewhere; the switch refuses this one (the call ended meanwhile).
+    world.host.refuse("pickup", "unknown_call");
     world.message(pipe, &offer("s", "+15550101", ""));
-    world.message(pipe, &offer("s", "", ""));
     assert_eq!(
         world.host.take(),
         vec![
-            Did::Send {
-                stream: multi,
-                message: WebTerminalMessage::error(Code::TryAgain, CALL)
-            },
-            Did::Send {
-                stream: pipe,
-                message: WebTerminalMessage::error(Code::TryAgain, "")
-            },
+            request(
+                pipe_device,
+                serde_json::json!({"type": "pickup", "call_id": CALL})
+            ),
             Did::Send {
                 stream: pipe,
                 message: WebTerminalMessage::error(Code::TryAgain, "")
             },
         ]
     );
-    // Someone else: a new call.
-    world.message(pipe, &offer("s", "+15550102", ""));
-    assert!(matches!(&world.host.take()[..], [Did::Request { .. }]));
 }
 
 #[test]

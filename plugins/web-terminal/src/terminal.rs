@@ -274,7 +274,7 @@ fn on_offer<H: Host>(host: &H, state: &mut State, stream: u64, target: Target, o
             let call_id = target.call_id.clone().expect("MultiPipe ids are checked");
             match user_state_in(host, state, stream, &call_id) {
                 Some(PartyState::Joined) => {
-                    take_over(host, stream, &target, &call_id);
+                    take_over(host, state, stream, &target, &call_id, offer.sdp);
                     return;
                 }
                 // A live call the user only rings in, or has left.
@@ -304,7 +304,7 @@ fn on_offer<H: Host>(host: &H, state: &mut State, stream: u64, target: Target, o
                             .is_some_and(|id| id != &user && call.state_of(id).is_some()))
             });
             if let Some(call) = taken {
-                take_over(host, stream, &target, &call.id);
+                take_over(host, state, stream, &target, &call.id, offer.sdp);
                 return;
             }
             None
@@ -313,16 +313,57 @@ fn on_offer<H: Host>(host: &H, state: &mut State, stream: u64, target: Target, o
     place_call(host, state, stream, &target, chosen_id, &callee, offer.sdp);
 }
 
-/// Taking over a call the user is in on another device: the switch has no
-/// way to move a user's leg between its own devices (a user cannot be
-/// invited into a call it is joined to, and cannot invite itself), so the
-/// terminal is told to try again.
-fn take_over<H: Host>(host: &H, stream: u64, target: &Target, call_id: &str) {
-    host.log(
-        Level::Info,
-        &format!("call {call_id}: take-over by web terminal stream {stream} is not possible on this switch"),
-    );
-    error(host, stream, Code::TryAgain, target);
+/// Taking over a call the user is in on another device: the switch's
+/// `pickup` moves the user's leg to the terminal's device (the device that
+/// had it is told it left). The terminal's offer then goes to the other
+/// terminals in the call as an SDP update; with none, the terminal gets the
+/// placeholder `Answer`. A refused pickup (the call ended meanwhile) is
+/// `TRY_AGAIN`.
+fn take_over<H: Host>(
+    host: &H,
+    state: &mut State,
+    stream: u64,
+    target: &Target,
+    call_id: &str,
+    sdp: String,
+) {
+    let term = &state.terminals[&stream];
+    match host.request(term.device, &call_request("pickup", call_id)) {
+        Ok(_) => {
+            host.log(
+                Level::Info,
+                &format!(
+                    "call {call_id}: {} took it over on a web terminal",
+                    term.user.name
+                ),
+            );
+            let remote = target_remote(host, &term.user.id, call_id);
+            let term = state.terminals.get_mut(&stream).expect("checked");
+            let mut leg = Leg::new(Role::Callee, &remote);
+            leg.phase = Phase::Joined;
+            term.legs.insert(call_id.to_owned(), leg);
+            update_sdp(host, state, stream, call_id, sdp);
+        }
+        Err(e) => {
+            host.log(
+                Level::Info,
+                &format!("call {call_id}: take-over refused: {}", e.message),
+            );
+            error(host, stream, Code::TryAgain, target);
+        }
+    }
+}
+
+/// The number of the first other party of a live call (empty if none).
+fn target_remote<H: Host>(host: &H, user: &str, call_id: &str) -> String {
+    host.calls_of(user)
+        .into_iter()
+        .find(|c| c.id == call_id)
+        .and_then(|c| {
+            let (other, _) = c.parties.iter().find(|(id, _)| id != user)?;
+            host.find_user(other).map(|u| u.msisdn())
+        })
+        .unwrap_or_default()
 }
 
 /// Dials `callee` from the terminal's device.
