@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::time::Duration;
 
 use callswitch::wire::ServerMessage;
 use common::grpc::wgtwo::common::v0::PhoneNumber;
