@@ -115,6 +115,9 @@ pub struct IngressConfig {
     pub max_body_bytes: usize,
     /// Largest WebSocket message accepted on a stream.
     pub max_message_bytes: usize,
+    /// Serve HTTPS (TLS 1.3, ALPN h2 and http/1.1) with the switch's own
+    /// certificate (the one QUIC clients pin) instead of cleartext.
+    pub tls: bool,
 }
 
 impl Default for IngressConfig {
@@ -124,6 +127,7 @@ impl Default for IngressConfig {
             enabled: true,
             max_body_bytes: 1 << 20,
             max_message_bytes: 64 << 10,
+            tls: false,
         }
     }
 }

@@ -364,3 +364,31 @@ async fn an_adapter_reloads_and_its_old_streams_are_closed() {
         .any(|p| p.name == "probe" && p.world == "adapter"));
     assert!(admin.reload_plugins(Some("nothing")).await.is_err());
 }
+
+#[tokio::test]
+async fn the_ingress_serves_https_with_the_switchs_certificate() {
+    let mut knobs = probe_knobs();
+    knobs.tls = true;
+    let sw = TestSwitch::start_with(knobs).await;
+    let fingerprint = sw.handle().fingerprint.clone();
+    for h2 in [false, true] {
+        let a = common::http::https(sw.http(), &fingerprint, h2, "/probe/echo").await;
+        assert_eq!(a.status, 200, "h2={h2}: {}", a.text());
+        assert_eq!(a.json()["method"], "GET");
+    }
+    // Cleartext is not served on a TLS ingress.
+    let tcp = tokio::net::TcpStream::connect(sw.http()).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = hyper::Request::builder()
+        .uri("/probe/echo")
+        .header("host", "x")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    assert!(tokio::time::timeout(common::WAIT, send.send_request(req))
+        .await
+        .expect("an answer or an error in time")
+        .is_err());
+}

@@ -6,7 +6,6 @@
 
 mod common;
 
-
 use callswitch::wire::ServerMessage;
 use common::grpc::wgtwo::common::v0::PhoneNumber;
 use common::grpc::wgtwo::webterminal::v0::web_terminal_message::Message;
@@ -49,11 +48,27 @@ struct Terminal {
 
 impl Terminal {
     async fn open(sw: &TestSwitch, token: &str, multi: bool) -> Result<Terminal, tonic::Status> {
-        let channel = Endpoint::from_shared(format!("http://{}", sw.http()))
-            .unwrap()
-            .connect()
-            .await
-            .expect("HTTP/2 connection to the ingress");
+        let channel = if sw.knobs.tls {
+            // gRPC over TLS, trusting the switch's pinned certificate.
+            let addr = sw.http();
+            let fingerprint = sw.handle().fingerprint.clone();
+            Endpoint::from_static("http://callswitch")
+                .connect_with_connector(tower::service_fn(move |_| {
+                    let fingerprint = fingerprint.clone();
+                    async move {
+                        let tls = common::http::tls_stream(addr, &fingerprint, &[b"h2"]).await;
+                        Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
+                    }
+                }))
+                .await
+                .expect("HTTP/2 over TLS to the ingress")
+        } else {
+            Endpoint::from_shared(format!("http://{}", sw.http()))
+                .unwrap()
+                .connect()
+                .await
+                .expect("HTTP/2 connection to the ingress")
+        };
         let mut client = WebTerminalServiceClient::new(channel);
         let (tx, rx) = mpsc::channel(16);
         let outgoing = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -465,4 +480,34 @@ async fn garbage_ends_the_grpc_call_and_the_terminals_call() {
         |m| matches!(m, ServerMessage::Ended { call_id: c, .. } if *c == call_id),
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_terminal_registers_and_calls_over_tls() {
+    let mut k = knobs();
+    k.tls = true;
+    let sw = TestSwitch::start_with(k).await;
+    let (bob, mut bob_events) = sw.connect("bob").await;
+    let mut terminal = Terminal::open(&sw, "alice-demo-token", false)
+        .await
+        .unwrap();
+    assert!(is_idle(&terminal.next().await));
+    terminal.send(offer("v=0 alice", BOB_NUMBER, "")).await;
+    let incoming = expect(&mut bob_events, "incoming from the terminal", |m| {
+        matches!(m, ServerMessage::Incoming { .. })
+    })
+    .await;
+    let ServerMessage::Incoming { call_id, from, .. } = incoming else {
+        unreachable!()
+    };
+    assert_eq!(from.name, "alice");
+    bob.answer(call_id).await.unwrap();
+    let mut reply = terminal.next().await;
+    while matches!(reply.message, Some(Message::Ringing(_))) {
+        reply = terminal.next().await;
+    }
+    assert!(
+        matches!(reply.message, Some(Message::Answer(_))),
+        "{reply:?}"
+    );
 }

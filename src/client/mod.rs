@@ -3,7 +3,7 @@
 //! requests and await their replies, receive events, send and receive audio
 //! datagrams. Used by the CLI, the tests and the examples.
 
-mod tls;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -88,6 +88,7 @@ pub async fn start(
     link: SwitchLink,
     plugins: Option<Arc<PluginHost>>,
     directory: Directory,
+    tls: Option<Arc<quinn::rustls::ServerConfig>>,
 ) -> Result<IngressHandle, IngressError> {
     let counters = Arc::new(IngressCounters::default());
     let next_stream = Arc::new(AtomicU64::new(1));
@@ -133,12 +134,17 @@ pub async fn start(
         max_body: config.max_body_bytes,
         max_message: config.max_message_bytes,
     });
-    let accept = tokio::spawn(accept_loop(listener, shared));
-    info!(%addr, "HTTP ingress listening");
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
+    info!(%addr, https = tls.is_some(), "HTTP ingress listening");
+    let accept = tokio::spawn(accept_loop(listener, shared, tls));
     Ok(IngressHandle { addr, accept })
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     loop {
         let (tcp, remote) = match listener.accept().await {
             Ok(c) => c,
@@ -151,29 +157,47 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         };
         let _ = tcp.set_nodelay(true);
         let shared = shared.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let shared = shared.clone();
-                async move { Ok::<_, Infallible>(handle(shared, req, remote).await) }
-            });
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            // A client that trickles its headers does not hold a task
-            // forever.
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT);
-            builder
-                .http2()
-                .timer(TokioTimer::new())
-                .keep_alive_interval(Some(HEADER_TIMEOUT));
-            if let Err(e) = builder
-                .serve_connection_with_upgrades(TokioIo::new(tcp), service)
-                .await
-            {
-                debug!(%remote, error = %e, "HTTP connection ended with an error");
+            match tls {
+                None => serve_http(shared, tcp, remote).await,
+                Some(acceptor) => {
+                    // The handshake is bounded like a request's headers.
+                    match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => serve_http(shared, stream, remote).await,
+                        Ok(Err(e)) => debug!(%remote, error = %e, "TLS handshake failed"),
+                        Err(_) => debug!(%remote, "TLS handshake timed out"),
+                    }
+                }
             }
         });
+    }
+}
+
+/// Serves HTTP/1.1 (with upgrades) or HTTP/2 on one connection.
+async fn serve_http<IO>(shared: Arc<Shared>, io: IO, remote: SocketAddr)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(handle(shared, req, remote).await) }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // A client that trickles its headers does not hold a task forever.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(HEADER_TIMEOUT));
+    if let Err(e) = builder
+        .serve_connection_with_upgrades(TokioIo::new(io), service)
+        .await
+    {
+        debug!(%remote, error = %e, "HTTP connection ended with an error");
     }
 }
 

@@ -68,3 +68,17 @@ pub fn build_endpoint(
     )
     .map_err(|e| ServerError::Bind(listen, e))
 }
+
+/// The ingress's HTTPS configuration: the same certificate as QUIC, TLS 1.3,
+/// ALPN `h2` then `http/1.1`.
+pub fn https_config(identity: &TlsIdentity) -> Result<Arc<rustls::ServerConfig>, ServerError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| ServerError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(vec![identity.cert.clone()], identity.key.clone_key())
+        .map_err(|e| ServerError::Tls(e.to_string()))?;
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(tls))
+}

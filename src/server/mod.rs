@@ -148,6 +148,11 @@ pub async fn start(config: &Config, data_dir: &Path) -> Result<ServerHandle, Ser
                 link,
                 plugins_for_ingress,
                 config.directory.clone(),
+                config
+                    .ingress
+                    .tls
+                    .then(|| endpoint::https_config(&identity))
+                    .transpose()?,
             )
             .await?,
         )

@@ -209,3 +209,55 @@ pub async fn closed(ws: &mut Ws) -> Option<u16> {
         }
     }
 }
+
+/// A TLS connection to the ingress that trusts exactly the switch's
+/// certificate (pinned by fingerprint, as QUIC clients do), offering `alpn`.
+pub async fn tls_stream(
+    addr: SocketAddr,
+    fingerprint: &str,
+    alpn: &[&[u8]],
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    use quinn::rustls;
+    use std::sync::Arc;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = Arc::new(callswitch::client::tls::PinnedCert::new(
+        fingerprint.to_string(),
+        provider.clone(),
+    ));
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("callswitch").unwrap();
+    connector.connect(name, tcp).await.expect("TLS handshake")
+}
+
+/// One HTTPS request (HTTP/2 when `h2`, else HTTP/1.1) over a pinned TLS
+/// connection.
+pub async fn https(addr: SocketAddr, fingerprint: &str, h2: bool, path: &str) -> Answer {
+    let alpn: &[&[u8]] = if h2 { &[b"h2"] } else { &[b"http/1.1"] };
+    let tls = tls_stream(addr, fingerprint, alpn).await;
+    let negotiated = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+    assert_eq!(negotiated.as_deref(), Some(alpn[0]), "ALPN");
+    let req = build(addr, "GET", path, &[], b"");
+    let resp = if h2 {
+        let (mut send, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        send.send_request(req).await.unwrap()
+    } else {
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        send.send_request(req).await.unwrap()
+    };
+    read(resp).await
+}

@@ -23,6 +23,8 @@ pub struct Knobs {
     pub max_participants: usize,
     /// TOML appended to the config (e.g. `[[plugin]]` tables).
     pub extra: String,
+    /// Serve the ingress over TLS.
+    pub tls: bool,
 }
 
 impl Default for Knobs {
@@ -32,6 +34,7 @@ impl Default for Knobs {
             idle_timeout_ms: 30_000,
             max_participants: 16,
             extra: String::new(),
+            tls: false,
         }
     }
 }
@@ -59,7 +62,8 @@ pub fn config_text(k: &Knobs) -> String {
         .replace(
             "max_participants = 16",
             &format!("max_participants = {}", k.max_participants),
-        );
+        )
+        .replace("\ntls = false\n", &format!("\ntls = {}\n", k.tls));
     text.push('\n');
     text.push_str(&k.extra);
     text
