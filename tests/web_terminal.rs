@@ -511,3 +511,32 @@ async fn a_terminal_registers_and_calls_over_tls() {
         "{reply:?}"
     );
 }
+
+#[tokio::test]
+async fn messages_out_of_order_are_refused_and_the_terminal_goes_on() {
+    let sw = TestSwitch::start_with(knobs()).await;
+    let (bob, mut bob_events) = sw.connect("bob").await;
+    let mut terminal = Terminal::open(&sw, "alice-demo-token", false)
+        .await
+        .unwrap();
+    assert!(is_idle(&terminal.next().await));
+    // Answer, Bye and Ringing with no call: NOT_INCALL for those that need
+    // one (Ringing needs no answer and gets none).
+    terminal.send(answer("v=0", "")).await;
+    assert_eq!(
+        error_code(&terminal.next().await),
+        Some(error::Code::NotIncall)
+    );
+    terminal.send(bye("")).await;
+    assert_eq!(
+        error_code(&terminal.next().await),
+        Some(error::Code::NotIncall)
+    );
+    // The terminal still works: it places a call that Bob gets.
+    terminal.send(offer("v=0", BOB_NUMBER, "")).await;
+    expect(&mut bob_events, "incoming", |m| {
+        matches!(m, ServerMessage::Incoming { .. })
+    })
+    .await;
+    drop(bob);
+}
