@@ -17,6 +17,7 @@ const MEMBERS: &[&str] = &[
     "call-log-rest",
     "phone-rest",
     "web-terminal",
+    "rest-hooks",
 ];
 
 fn main() {

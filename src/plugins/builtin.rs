@@ -38,6 +38,10 @@ pub const BUILTINS: &[(&str, &[u8])] = &[
         "web-terminal",
         include_bytes!(concat!(env!("OUT_DIR"), "/web_terminal.wasm")),
     ),
+    (
+        "rest-hooks",
+        include_bytes!(concat!(env!("OUT_DIR"), "/rest_hooks.wasm")),
+    ),
 ];
 
 /// The bytes of `builtin:NAME`; `None` when `path` is not a builtin path.
