@@ -18,6 +18,7 @@ const MEMBERS: &[&str] = &[
     "phone-rest",
     "web-terminal",
     "rest-hooks",
+    "voice-proxy",
 ];
 
 fn main() {

@@ -42,6 +42,10 @@ pub const BUILTINS: &[(&str, &[u8])] = &[
         "rest-hooks",
         include_bytes!(concat!(env!("OUT_DIR"), "/rest_hooks.wasm")),
     ),
+    (
+        "voice-proxy",
+        include_bytes!(concat!(env!("OUT_DIR"), "/voice_proxy.wasm")),
+    ),
 ];
 
 /// The bytes of `builtin:NAME`; `None` when `path` is not a builtin path.
