@@ -539,7 +539,7 @@ async fn the_wrong_side_and_a_second_start_get_an_error_and_nothing_changes() {
         expect_error(
             &mut alice,
             Some("c1"),
-            &format!("only the operator side sends chat.voice.{typ}"),
+            &format!("only the side that did not send chat.voice.start sends chat.voice.{typ}"),
         )
         .await;
     }
@@ -550,15 +550,16 @@ async fn the_wrong_side_and_a_second_start_get_an_error_and_nothing_changes() {
         "a call is already live for this cid",
     )
     .await;
-    for typ in ["setup", "start"] {
-        send_json(&mut bob, voice(typ, "c1")).await;
-        expect_error(
-            &mut bob,
-            Some("c1"),
-            &format!("only the customer side sends chat.voice.{typ}"),
-        )
-        .await;
-    }
+    send_json(&mut bob, voice("setup", "c1")).await;
+    expect_error(
+        &mut bob,
+        Some("c1"),
+        "only the customer side sends chat.voice.setup",
+    )
+    .await;
+    // The operator may start (the seed's direction), but not a second call.
+    send_json(&mut bob, voice("start", "c1")).await;
+    expect_error(&mut bob, Some("c1"), "a call is already live for this cid").await;
     quiet(&mut alice).await;
     quiet(&mut bob).await;
     let live = calls(&sw).await;
@@ -684,4 +685,44 @@ async fn the_mapping_survives_a_reload_of_the_plugin() {
     assert_eq!(next_json(&mut bob).await["typ"], "chat.voice.start");
     let again = wait_call_state(&sw, CallState::Ringing).await;
     assert_ne!(again.call_id, call.call_id);
+}
+
+#[tokio::test]
+async fn the_seeds_flow_operator_starts_after_the_customers_setup() {
+    let sw = voice_switch().await;
+    let mut alice = socket(&sw, "alice").await;
+    let mut bob = socket(&sw, "bob").await;
+    // The customer asks for a voice call; the proxy maps the cid to an
+    // operator and tells him.
+    let setup = voice("setup", "s1");
+    send_json(&mut alice, setup.clone()).await;
+    expect_frame(&mut bob, &readdressed(&setup, ALICE_ID, BOB_ID)).await;
+    // The operator starts: the customer gets it with the proxy's
+    // operator_name, and the mirrored call rings the customer.
+    send_json(&mut bob, voice("start", "s1")).await;
+    let got = next_json(&mut alice).await;
+    assert_eq!(got["typ"], "chat.voice.start", "{got}");
+    assert_eq!(got["data"]["operator_name"], "Bob from support", "{got}");
+    let call = wait_call_state(&sw, CallState::Ringing).await;
+    assert_eq!(call.caller.name, "bob");
+    // The customer accepts: the operator is told and the call is active.
+    let accept = voice("accept", "s1");
+    send_json(&mut alice, accept.clone()).await;
+    expect_frame(&mut bob, &readdressed(&accept, ALICE_ID, BOB_ID)).await;
+    wait_call_state(&sw, CallState::Active).await;
+    // Stop from the customer reaches the operator; the call ends.
+    let stop = voice("stop", "s1");
+    send_json(&mut alice, stop.clone()).await;
+    expect_frame(&mut bob, &readdressed(&stop, ALICE_ID, BOB_ID)).await;
+    let record = sw.admin().await.call_log(call.call_id).await;
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    let mut record = record;
+    while record.is_err() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        record = sw.admin().await.call_log(call.call_id).await;
+    }
+    assert_eq!(
+        record.unwrap().end_reason,
+        callswitch::wire::EndReason::Hangup
+    );
 }

@@ -14,7 +14,7 @@ use crate::http::{Reply, Request};
 use crate::proxy::{self, ALREADY_LIVE, NOT_RINGING, NO_OPERATOR, STRANGER, UNKNOWN_CID};
 use crate::sockets::{self, SOCKET_LABEL};
 use crate::state::State;
-use crate::store::{self, Phase, MAX_SESSIONS};
+use crate::store::{self, Phase, Side, MAX_SESSIONS};
 
 const ALICE: &str = "5f1c5a1e-0000-4000-8000-00000000a11c";
 const BOB: &str = "5f1c5a1e-0000-4000-8000-000000000b0b";
@@ -402,9 +402,11 @@ fn the_socket_route_checks_path_method_token_and_upgrade() {
 }
 
 #[test]
-fn operators_sockets_ring_and_customers_do_not() {
+fn every_socket_rings() {
+    // Either side may be rung: the seed's operator starts towards the
+    // customer, a customer may start towards the operator.
     let mut w = World::new();
-    for (token, rings) in [("alice-token", false), ("bob-token", true)] {
+    for (token, rings) in [("alice-token", true), ("bob-token", true)] {
         let Reply::Upgrade(context) = w.http("GET", "/voice/socket", Some(token), true) else {
             panic!("no upgrade");
         };
@@ -781,21 +783,57 @@ fn unknown_cids_and_strangers_are_refused() {
 }
 
 #[test]
-fn the_customer_cannot_accept_or_busy_and_the_operator_cannot_start() {
+fn the_starter_cannot_accept_or_busy_and_the_operator_cannot_open_sessions() {
     let (mut w, (alice, _), (bob, _), call_id) = ringing();
     for typ in ["accept", "busy"] {
         let actions = w.say(alice, voice(typ, "c1"));
-        assert_refused(&actions, alice, Some("c1"), "only the operator side");
+        assert_refused(
+            &actions,
+            alice,
+            Some("c1"),
+            "only the side that did not send chat.voice.start",
+        );
     }
+    let actions = w.say(bob, voice("setup", "c1"));
+    assert_refused(&actions, bob, Some("c1"), "only the customer side");
+    // A start while the call rings is a second call.
+    let actions = w.say(bob, voice("start", "c1"));
+    assert_refused(&actions, bob, Some("c1"), ALREADY_LIVE);
     for typ in ["setup", "start"] {
-        let actions = w.say(bob, voice(typ, "c1"));
-        assert_refused(&actions, bob, Some("c1"), "only the customer side");
-        // Nor open a session of their own.
+        // Nor may the operator open a session of their own.
         let actions = w.say(bob, voice(typ, "b1"));
         assert_refused(&actions, bob, Some("b1"), "only the customer side");
     }
     assert!(w.fake.is_live(&call_id));
     assert!(store::load(&w.fake, "b1").is_none());
+}
+
+#[test]
+fn the_seeds_flow_has_the_operator_start_after_the_customers_setup() {
+    let mut w = World::new();
+    let (alice, alice_device) = w.socket("alice-token");
+    let (bob, bob_device) = w.socket("bob-token");
+    w.say(alice, voice("setup", "c9"));
+    // The operator starts: the call rings the customer.
+    let actions = w.say(bob, voice("start", "c9"));
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Request { device, json }
+            if *device == bob_device && json["type"] == "dial")),
+        "{actions:?}"
+    );
+    let session = w.session("c9");
+    assert_eq!(session.starter, Side::Operator);
+    let call_id = session.call_id.clone().expect("a call");
+    // The customer accepts: answered from the customer's socket device.
+    let actions = w.say(alice, voice("accept", "c9"));
+    assert!(
+        actions.iter().any(|a| matches!(a, Action::Request { device, json }
+            if *device == alice_device && json["type"] == "answer" && json["call_id"] == call_id.as_str())),
+        "{actions:?}"
+    );
+    assert_eq!(w.session("c9").phase, Phase::Active);
 }
 
 #[test]

@@ -40,8 +40,11 @@ pub struct Sender {
     pub user: User,
 }
 
-fn only_operator(kind: Kind) -> String {
-    format!("only the operator side sends {}", kind.typ())
+fn only_called(kind: Kind) -> String {
+    format!(
+        "only the side that did not send chat.voice.start sends {}",
+        kind.typ()
+    )
 }
 
 fn only_customer(kind: Kind) -> String {
@@ -124,6 +127,13 @@ fn open<H: Host>(
         None => false,
         Some(session) => match session.side_of(&sender.user.id) {
             None => return Err(STRANGER.into()),
+            // The seed's flow: after the customer's `setup`, the operator
+            // starts the call (towards the customer).
+            Some(Side::Operator)
+                if message.kind == Kind::Start && session.phase != Phase::Ended =>
+            {
+                true
+            }
             Some(Side::Operator) => return Err(only_customer(message.kind)),
             Some(Side::Customer) => session.phase != Phase::Ended,
         },
@@ -143,22 +153,25 @@ fn open<H: Host>(
                 call_id: None,
                 phase: Phase::Setup,
                 seq: 0,
+                starter: Side::Customer,
             }
         }
     };
     let live = host.live_call_ids();
+    let side = session.side_of(&sender.user.id).unwrap_or(Side::Customer);
     if message.kind == Kind::Setup {
         forward(host, sender, &session.operator, &message.body, None)?;
     } else {
         if session.live_call(&live).is_some() {
             return Err(ALREADY_LIVE.into());
         }
-        let call_id = dial(host, sender.device, &session.operator)?;
+        let callee = session.other(side).clone();
+        let call_id = dial(host, sender.device, &callee)?;
         let name = settings
             .operator_name
             .clone()
             .unwrap_or_else(|| session.operator.name.clone());
-        if let Err(reason) = forward(host, sender, &session.operator, &message.body, Some(&name)) {
+        if let Err(reason) = forward(host, sender, &callee, &message.body, Some(&name)) {
             // Nobody was told of the call: take it back.
             request_call(host, sender.device, "hangup", &call_id);
             return Err(reason);
@@ -167,6 +180,7 @@ fn open<H: Host>(
             store::forget_call(host, &old);
         }
         session.phase = Phase::Ringing;
+        session.starter = side;
         state.legs.insert(
             call_id.clone(),
             Legs {
@@ -178,7 +192,7 @@ fn open<H: Host>(
             Level::Info,
             &format!(
                 "session {cid:?}: call {call_id} from {} rings {}",
-                session.customer.name, session.operator.name
+                sender.user.name, callee.name
             ),
         );
     }
@@ -221,8 +235,8 @@ fn accept<H: Host>(
 ) -> Result<(), String> {
     let cid = message.cid.as_str();
     let (mut session, side) = party_session(host, sender, cid)?;
-    if side == Side::Customer {
-        return Err(only_operator(Kind::Accept));
+    if side == session.starter {
+        return Err(only_called(Kind::Accept));
     }
     let live = host.live_call_ids();
     let Some(call_id) = session.live_call(&live).map(str::to_owned) else {
@@ -247,7 +261,8 @@ fn accept<H: Host>(
     session.phase = Phase::Active;
     store::save(host, cid, &session);
     state.legs.entry(call_id).or_default().answerer = Some(sender.device);
-    forward(host, sender, &session.customer, &message.body, None)
+    let to = session.other(side).clone();
+    forward(host, sender, &to, &message.body, None)
 }
 
 /// `busy` from the operator: a ringing call is declined from the
@@ -263,8 +278,8 @@ fn busy<H: Host>(
 ) -> Result<(), String> {
     let cid = message.cid.as_str();
     let (mut session, side) = party_session(host, sender, cid)?;
-    if side == Side::Customer {
-        return Err(only_operator(Kind::Busy));
+    if side == session.starter && session.phase != Phase::Setup {
+        return Err(only_called(Kind::Busy));
     }
     let live = host.live_call_ids();
     if let Some(call_id) = session.live_call(&live).map(str::to_owned) {
@@ -275,7 +290,8 @@ fn busy<H: Host>(
         end_call(host, state, &call_id);
     }
     mark_ended(host, cid, &mut session);
-    forward(host, sender, &session.customer, &message.body, None)
+    let to = session.other(side).clone();
+    forward(host, sender, &to, &message.body, None)
 }
 
 /// `stop` from either side: the sender's side leaves the call (its
@@ -292,9 +308,10 @@ fn stop<H: Host>(
     let live = host.live_call_ids();
     if let Some(call_id) = session.live_call(&live).map(str::to_owned) {
         let legs = state.legs.get(&call_id).cloned().unwrap_or_default();
-        let device = match side {
-            Side::Customer => legs.caller,
-            Side::Operator => legs.answerer,
+        let device = if side == session.starter {
+            legs.caller
+        } else {
+            legs.answerer
         }
         .unwrap_or(sender.device);
         request_call(host, device, "hangup", &call_id);

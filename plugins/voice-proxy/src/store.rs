@@ -41,8 +41,9 @@ pub enum Phase {
 }
 
 /// Which side of a session a user is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Side {
+    #[default]
     Customer,
     Operator,
 }
@@ -57,6 +58,11 @@ pub struct Session {
     pub phase: Phase,
     /// Orders sessions from the oldest.
     pub seq: u64,
+    /// Who sent the `start` of the current call: the other side accepts
+    /// or answers busy. (The seed's proxy has the operator start after the
+    /// customer's `setup`; a customer may start too.)
+    #[serde(default)]
+    pub starter: Side,
 }
 
 impl Session {
