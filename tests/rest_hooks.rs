@@ -620,3 +620,37 @@ async fn a_call_the_admin_places_as_a_user_is_not_declined() {
     assert_eq!(statuses[..2], ["NEW", "RING"], "{statuses:?}");
     assert_eq!(statuses.last().unwrap(), "FINISH", "{statuses:?}");
 }
+
+#[tokio::test]
+async fn hold_dtmf_and_hangup_are_put_to_the_backend_and_a_403_forbids_them() {
+    let backend = Backend::start().await;
+    backend.reply(
+        "hold",
+        Reply::Json(403, json!({"reason": "no music on hold"})),
+    );
+    backend.reply(
+        "hangup",
+        Reply::Json(403, json!({"reason": "stay a while"})),
+    );
+    let sw = switch_for(&backend).await;
+    let (alice, mut ae) = sw.connect("alice").await;
+    let (bob, mut be) = sw.connect("bob").await;
+    let call_id = common::connected_call(&alice, &mut ae, &bob, &mut be, "bob").await;
+    // hold: forbidden with the backend's reason; the call is not held.
+    let err = alice.hold(call_id).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::Denied));
+    assert!(err.to_string().contains("no music on hold"), "{err}");
+    // sendDTMF: allowed (200), with the digits in the body.
+    alice.dtmf(call_id, "12#").await.unwrap();
+    let dtmf = backend.bodies("sendDTMF");
+    assert_eq!(dtmf.len(), 1, "{dtmf:?}");
+    assert_eq!(dtmf[0]["dtmf"], "12#");
+    assert_eq!(dtmf[0]["callId"], call_id.to_string());
+    // hangup: forbidden too; the call goes on.
+    let err = bob.hangup(call_id).await.unwrap_err();
+    assert!(err.to_string().contains("stay a while"), "{err}");
+    let live = sw.admin().await.list_calls().await.unwrap();
+    assert_eq!(live.len(), 1);
+    // The admin can still end it: its API is not put to hooks.
+    sw.admin().await.admin_hangup(call_id).await.unwrap();
+}

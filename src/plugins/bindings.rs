@@ -12,6 +12,7 @@ wasmtime::component::bindgen!({
 // The world's `use types.{...}` already brings the hook types to this level;
 // aliases (not `pub use`, which rustdoc cannot resolve inside generated
 // modules) name the others.
+pub type CallAction = callswitch::plugin::types::CallAction;
 pub type CallKind = callswitch::plugin::types::CallKind;
 pub type CallState = callswitch::plugin::types::CallState;
 pub type DtmfEvent = callswitch::plugin::types::DtmfEvent;

@@ -238,6 +238,27 @@ pub async fn decide_answer(
     Ok(())
 }
 
+/// Runs `on-action` through the policies that export it.
+pub async fn decide_action(
+    chain: &[std::sync::Arc<PolicyPlugin>],
+    dir: &Directory,
+    call: &CallSummary,
+    actor: &User,
+    device: Option<String>,
+    action: &crate::plugins::bindings::CallAction,
+    notes: &mut Vec<PolicyNote>,
+) -> Result<(), Refusal> {
+    let info = convert::call_info(dir, call);
+    let who = convert::identity(actor, device);
+    for plugin in chain.iter().filter(|p| p.actions) {
+        let result = plugin.on_action(call.call_id, &info, &who, action).await;
+        if let Some(r) = judge(plugin, "on-action", result, notes) {
+            return Err(r);
+        }
+    }
+    Ok(())
+}
+
 /// Runs `on-transfer` through the chain.
 pub async fn decide_transfer(
     chain: &[std::sync::Arc<PolicyPlugin>],

@@ -335,6 +335,10 @@ impl PluginHost {
             .map_err(|e| fail(format!("it does not implement the `policy` world: {e:#}")))?;
         let kv = self.kv_of(&name);
         let stats = self.stats_of(&name);
+        let actions = component
+            .component_type()
+            .exports(&self.engine)
+            .any(|(name, _)| name == super::policy::ACTIONS_INTERFACE);
         let plugin = PolicyPlugin::new(PolicyParts {
             name: name.clone(),
             path: c.path.clone(),
@@ -343,6 +347,7 @@ impl PluginHost {
             deadline_ms: c.deadline_ms(),
             memory_mb: c.memory_mb,
             events: c.events,
+            actions,
             imports,
             pre,
             kv,

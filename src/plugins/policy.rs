@@ -14,7 +14,8 @@ use uuid::Uuid;
 use wasmtime::{Store, Trap};
 
 use super::bindings::{
-    CallEvent, CallInfo, ConnectVerdict, DialVerdict, Identity, Policy, PolicyPre, Verdict,
+    CallAction, CallEvent, CallInfo, ConnectVerdict, DialVerdict, Identity, Policy, PolicyPre,
+    Verdict,
 };
 use super::state::{
     enforce_budget, start_budget, HostContext, HttpGrant, KvSpace, PluginState, StateParts,
@@ -64,9 +65,16 @@ pub struct PluginStats {
     pub instantiations: AtomicU64,
 }
 
+/// The optional `on-action` export (world `policy-actions`).
+type OnAction = wasmtime::component::TypedFunc<(CallInfo, Identity, CallAction), (Verdict,)>;
+
+/// The export name of the `actions` interface.
+pub const ACTIONS_INTERFACE: &str = "callswitch:plugin/actions@0.1.0";
+
 struct Warm {
     store: Store<PluginState>,
     policy: Policy,
+    on_action: Option<OnAction>,
 }
 
 /// Everything needed to make instances of one plugin version.
@@ -80,6 +88,8 @@ pub struct PolicyPlugin {
     pub memory_mb: u64,
     /// Whether `on-event` is called (`events` in its config).
     pub events: bool,
+    /// Whether it exports `on-action` (world `policy-actions`).
+    pub actions: bool,
     /// The callswitch interfaces it imports.
     pub imports: BTreeSet<String>,
     pub stats: Arc<PluginStats>,
@@ -100,6 +110,7 @@ pub struct PolicyParts {
     pub deadline_ms: u64,
     pub memory_mb: u64,
     pub events: bool,
+    pub actions: bool,
     pub imports: BTreeSet<String>,
     pub pre: PolicyPre<PluginState>,
     pub kv: KvSpace,
@@ -112,15 +123,21 @@ pub struct PolicyParts {
 /// Runs one hook on the warm instance (making one when needed) under the
 /// deadline; on failure the instance is dropped.
 macro_rules! hook {
-    ($self:ident, $hook:literal, $call_id:expr, |$policy:ident, $store:ident| $call:expr) => {{
+    ($self:ident, $hook:literal, $call_id:expr, |$policy:ident, $store:ident| $call:expr) => {
+        hook!($self, $hook, $call_id, warm |w| {
+            let $policy = &w.policy;
+            let $store = &mut w.store;
+            $call
+        })
+    };
+    ($self:ident, $hook:literal, $call_id:expr, warm |$warm:ident| $call:expr) => {{
         let started = Instant::now();
         let mut guard = $self.warm.lock().await;
         let result = match $self.warm_instance(&mut guard).await {
             Err(e) => Err(e),
             Ok(warm) => {
                 start_budget(&mut warm.store, Duration::from_millis($self.deadline_ms));
-                let $policy = &warm.policy;
-                let $store = &mut warm.store;
+                let $warm = &mut *warm;
                 $call.await.map_err(|e| $self.classify(e))
             }
         };
@@ -146,6 +163,7 @@ impl PolicyPlugin {
             deadline_ms: p.deadline_ms,
             memory_mb: p.memory_mb,
             events: p.events,
+            actions: p.actions,
             imports: p.imports,
             stats: p.stats,
             pre: p.pre,
@@ -183,13 +201,37 @@ impl PolicyPlugin {
             enforce_budget(&mut store);
             // Instantiation runs guest start code too: bound it as well.
             start_budget(&mut store, Duration::from_millis(self.deadline_ms * 4));
-            let policy = self
+            let instantiate = |e: wasmtime::Error| HookFailure::Instantiate(format!("{e:#}"));
+            let instance = self
                 .pre
+                .instance_pre()
                 .instantiate_async(&mut store)
                 .await
-                .map_err(|e| HookFailure::Instantiate(format!("{e:#}")))?;
+                .map_err(instantiate)?;
+            let policy = Policy::new(&mut store, &instance).map_err(instantiate)?;
+            let on_action = if self.actions {
+                let iface = instance
+                    .get_export_index(&mut store, None, ACTIONS_INTERFACE)
+                    .ok_or_else(|| HookFailure::Instantiate("no actions export".into()))?;
+                let func = instance
+                    .get_export_index(&mut store, Some(&iface), "on-action")
+                    .ok_or_else(|| HookFailure::Instantiate("no on-action export".into()))?;
+                Some(
+                    instance
+                        .get_typed_func::<(CallInfo, Identity, CallAction), (Verdict,)>(
+                            &mut store, &func,
+                        )
+                        .map_err(instantiate)?,
+                )
+            } else {
+                None
+            };
             self.stats.instantiations.fetch_add(1, Relaxed);
-            *slot = Some(Warm { store, policy });
+            *slot = Some(Warm {
+                store,
+                policy,
+                on_action,
+            });
         }
         Ok(slot.as_mut().expect("just made"))
     }
@@ -257,6 +299,32 @@ impl PolicyPlugin {
     ) -> Result<Verdict, HookFailure> {
         hook!(self, "on-message", None::<Uuid>, |p, s| p
             .call_on_message(s, sender, recipient, body))
+    }
+
+    /// `on-action`; a plugin without it allows.
+    pub async fn on_action(
+        &self,
+        call_id: Uuid,
+        call: &CallInfo,
+        actor: &Identity,
+        action: &CallAction,
+    ) -> Result<Verdict, HookFailure> {
+        if !self.actions {
+            return Ok(Verdict::Allow);
+        }
+        let args = (call.clone(), actor.clone(), action.clone());
+        hook!(
+            self,
+            "on-action",
+            Some(call_id),
+            warm | w | {
+                w.on_action
+                    .as_ref()
+                    .expect("the actions export is checked at load")
+                    .call_async(&mut w.store, args)
+            }
+        )
+        .map(|(verdict,)| verdict)
     }
 
     pub async fn on_event(

@@ -462,6 +462,15 @@ impl Switch {
     }
 
     /// The devices a user is online on, newest last.
+    /// Whether `device` holds its user's leg in the live call `call_id`.
+    pub fn is_joined(&self, device: DeviceId, call_id: Uuid) -> bool {
+        self.calls.get(&call_id).is_some_and(|c| {
+            c.parties
+                .iter()
+                .any(|p| p.leg.as_ref().is_some_and(|l| l.device == device))
+        })
+    }
+
     /// Whether `device` is the admin acting as a user: its calls are the
     /// operator's own and skip the policy chain.
     pub fn is_admin_acting(&self, device: DeviceId) -> bool {

@@ -560,6 +560,57 @@ pub fn on_answer(host: &dyn Host, s: &Settings, call: &Call, answerer: &User) ->
     decide(host, "answer", &mc, &outcome)
 }
 
+/// An in-call operation put to `on-action`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Hold,
+    Unhold,
+    Dtmf(String),
+    Hangup,
+}
+
+impl Action {
+    /// The WCS method name of the invocation.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Action::Hold => "hold",
+            Action::Unhold => "unhold",
+            Action::Dtmf(_) => "sendDTMF",
+            Action::Hangup => "hangup",
+        }
+    }
+}
+
+/// `on-action` → `hold`, `unhold`, `sendDTMF` or `hangup` (the actor's
+/// config and session): a 403 forbids it, other errors follow restOnError.
+pub fn on_action(
+    host: &dyn Host,
+    s: &Settings,
+    call: &Call,
+    actor: &User,
+    action: &Action,
+) -> Verdict {
+    let method = action.method();
+    let mc = client_config(host, &actor.id).method(method, s.rest_on_error);
+    if mc.policy == RestPolicy::Disable {
+        return Verdict::Allow;
+    }
+    let mut body = base(s, &session_id(actor));
+    extend(
+        &mut body,
+        json!({
+            "callId": call.id,
+            "caller": call.caller.name,
+            "login": actor.name,
+        }),
+    );
+    if let Action::Dtmf(digits) = action {
+        extend(&mut body, json!({ "dtmf": digits }));
+    }
+    let outcome = invoke(host, s, method, body, &mc);
+    decide(host, method, &mc, &outcome)
+}
+
 /// `on-transfer` → `transfer` (the transferred party's config and session).
 pub fn on_transfer(host: &dyn Host, s: &Settings, call: &Call, from: &User, to: &User) -> Verdict {
     let mc = client_config(host, &from.id).method("transfer", s.rest_on_error);

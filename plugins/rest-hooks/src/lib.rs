@@ -50,11 +50,11 @@ mod component {
     /// The generated bindings.
     #[allow(clippy::too_many_arguments)]
     mod bindings {
-        wit_bindgen::generate!({ path: "../../wit", world: "policy" });
+        wit_bindgen::generate!({ path: "../../wit", world: "policy-actions" });
     }
 
     use bindings::callswitch::plugin::http_client::{self, HttpRequest};
-    use bindings::callswitch::plugin::types::{CallInfo, Identity, PartyStatus};
+    use bindings::callswitch::plugin::types::{CallAction, CallInfo, Identity, PartyStatus};
     use bindings::callswitch::plugin::{config, kv, log};
     use bindings::{CallEvent, ConnectVerdict, DialVerdict, Verdict};
 
@@ -238,6 +238,24 @@ mod component {
         fn on_event(info: CallInfo, e: CallEvent) {
             let s = settings();
             with_state(|state| hooks::on_event(&WitHost, &s, state, &call(info), &event(e)));
+        }
+    }
+
+    impl bindings::exports::callswitch::plugin::actions::Guest for Component {
+        fn on_action(info: CallInfo, actor: Identity, action: CallAction) -> Verdict {
+            let action = match action {
+                CallAction::Hold => hooks::Action::Hold,
+                CallAction::Unhold => hooks::Action::Unhold,
+                CallAction::Dtmf(digits) => hooks::Action::Dtmf(digits),
+                CallAction::Hangup => hooks::Action::Hangup,
+            };
+            verdict(hooks::on_action(
+                &WitHost,
+                &settings(),
+                &call(info),
+                &user(actor),
+                &action,
+            ))
         }
     }
 

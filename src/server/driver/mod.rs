@@ -85,6 +85,15 @@ pub enum Input {
         outcome: Result<(), Refusal>,
         notes: Vec<PolicyNote>,
     },
+    /// The policy chain decided an in-call operation (`on-action`).
+    ActionDecided {
+        device: DeviceId,
+        req: u64,
+        call_id: Uuid,
+        request: Request,
+        outcome: Result<(), Refusal>,
+        notes: Vec<PolicyNote>,
+    },
     /// The policy chain decided a plugin's transfer (`on-transfer`).
     TransferDecided {
         call_id: Uuid,
@@ -342,6 +351,26 @@ impl Driver {
                 let reply = self.apply_dial(device, req, call_id, &targets, decision, notes);
                 self.flush(Some((device, reply)));
             }
+            Input::ActionDecided {
+                device,
+                req,
+                call_id,
+                request,
+                outcome,
+                notes,
+            } => {
+                let now = self.clock.now();
+                self.switch.log_notes(now, call_id, notes);
+                let reply = match outcome {
+                    Ok(()) => self.apply_action(device, req, request),
+                    Err(r) => error(
+                        req,
+                        ErrorCode::Denied,
+                        format!("{} (policy `{}`)", r.reason, r.plugin),
+                    ),
+                };
+                self.flush(Some((device, reply)));
+            }
             Input::AnswerDecided {
                 device,
                 req,
@@ -524,20 +553,24 @@ impl Driver {
             Request::Decline { call_id } => {
                 self.call_op(req, call_id, |s| s.decline(now, device, call_id))
             }
-            Request::Hangup { call_id } => {
-                self.call_op(req, call_id, |s| s.hangup(now, device, call_id))
-            }
-            Request::Hold { call_id } => {
-                self.call_op(req, call_id, |s| s.set_hold(now, device, call_id, true))
-            }
             Request::Pickup { call_id } => {
                 self.call_op(req, call_id, |s| s.pickup(now, device, call_id))
             }
-            Request::Unhold { call_id } => {
-                self.call_op(req, call_id, |s| s.set_hold(now, device, call_id, false))
-            }
-            Request::Dtmf { call_id, digits } => {
-                self.call_op(req, call_id, |s| s.dtmf(now, device, call_id, &digits))
+            Request::Hangup { call_id }
+            | Request::Hold { call_id }
+            | Request::Unhold { call_id }
+            | Request::Dtmf { call_id, .. } => {
+                // Policies with `on-action` are asked first, when the device
+                // is joined to the call (else the switch's own error).
+                let chain = chain
+                    .filter(|c| c.iter().any(|p| p.actions))
+                    .filter(|_| !self.switch.is_admin_acting(device))
+                    .filter(|_| self.switch.is_joined(device, call_id));
+                if let (Some(chain), Some(user)) = (chain, self.switch.device_user(device)) {
+                    self.spawn_action_decision(chain, device, req, call_id, user, request);
+                    return None;
+                }
+                self.apply_action(device, req, request)
             }
             Request::Invite { call_id, targets } => {
                 self.call_op(req, call_id, |s| s.invite(now, device, call_id, &targets))
@@ -675,6 +708,30 @@ impl Driver {
             }
         };
         result.unwrap_or_else(|e| switch_error(req, e))
+    }
+
+    /// Carries out hold, unhold, DTMF or hang-up (after `on-action`).
+    fn apply_action(&mut self, device: DeviceId, req: u64, request: Request) -> ServerMessage {
+        let now = self.clock.now();
+        match request {
+            Request::Hangup { call_id } => {
+                self.call_op(req, call_id, |s| s.hangup(now, device, call_id))
+            }
+            Request::Hold { call_id } => {
+                self.call_op(req, call_id, |s| s.set_hold(now, device, call_id, true))
+            }
+            Request::Unhold { call_id } => {
+                self.call_op(req, call_id, |s| s.set_hold(now, device, call_id, false))
+            }
+            Request::Dtmf { call_id, digits } => {
+                self.call_op(req, call_id, |s| s.dtmf(now, device, call_id, &digits))
+            }
+            other => error(
+                req,
+                ErrorCode::Internal,
+                format!("not a call action: {other:?}"),
+            ),
+        }
     }
 
     fn call_op(

@@ -169,6 +169,49 @@ impl Driver {
         });
     }
 
+    /// Asks the `on-action` policies about an in-call operation.
+    pub(super) fn spawn_action_decision(
+        &self,
+        chain: Chain,
+        device: DeviceId,
+        req: u64,
+        call_id: Uuid,
+        user: Uuid,
+        request: crate::wire::Request,
+    ) {
+        use crate::plugins::bindings::CallAction;
+        use crate::wire::Request;
+        let Some(call) = self.switch.call(call_id) else {
+            return;
+        };
+        let action = match &request {
+            Request::Hold { .. } => CallAction::Hold,
+            Request::Unhold { .. } => CallAction::Unhold,
+            Request::Dtmf { digits, .. } => CallAction::Dtmf(digits.clone()),
+            _ => CallAction::Hangup,
+        };
+        let host = self.host().clone();
+        let inputs = self.inputs.clone();
+        let label = self.switch.device_label(device).map(str::to_string);
+        tokio::spawn(async move {
+            let dir = &host.context.directory;
+            let actor = dir.user(&user).expect("a joined device's user").clone();
+            let mut notes = Vec::new();
+            let outcome =
+                chain::decide_action(&chain, dir, &call, &actor, label, &action, &mut notes).await;
+            let _ = inputs
+                .send(Input::ActionDecided {
+                    device,
+                    req,
+                    call_id,
+                    request,
+                    outcome,
+                    notes,
+                })
+                .await;
+        });
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(super) fn spawn_message_decision(
         &self,
