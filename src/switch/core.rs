@@ -814,12 +814,7 @@ impl Switch {
         digits: &str,
     ) -> Result<(), SwitchError> {
         let user = self.user_of(device)?;
-        let valid = !digits.is_empty()
-            && digits.len() <= 64
-            && digits
-                .chars()
-                .all(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D'));
-        if !valid {
+        if !valid_dtmf(digits) {
             return Err(SwitchError::InvalidDtmf(digits.chars().take(64).collect()));
         }
         self.joined_call(device, user, call_id)?;
@@ -1389,4 +1384,13 @@ impl Switch {
             self.send(device, message(call_id));
         }
     }
+}
+
+/// DTMF digits the switch carries: 1 to 64 of `0-9*#A-D`.
+pub fn valid_dtmf(digits: &str) -> bool {
+    !digits.is_empty()
+        && digits.len() <= 64
+        && digits
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D'))
 }

@@ -9,7 +9,7 @@ mod directory;
 mod effect;
 mod error;
 
-pub use self::core::{CoreCounts, Session, Switch, SwitchSettings};
+pub use self::core::{valid_dtmf, CoreCounts, Session, Switch, SwitchSettings};
 pub use directory::{
     hash_token, parse_token_hash, Directory, DirectoryError, Identity, TokenDigest, TokenDigestCfg,
     User,

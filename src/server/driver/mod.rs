@@ -562,9 +562,14 @@ impl Driver {
             | Request::Dtmf { call_id, .. } => {
                 // Policies with `on-action` are asked first, when the device
                 // is joined to the call (else the switch's own error).
+                // Bad digits get the switch's own error, unasked.
+                let digits_ok = match &request {
+                    Request::Dtmf { digits, .. } => crate::switch::valid_dtmf(digits),
+                    _ => true,
+                };
                 let chain = chain
                     .filter(|c| c.iter().any(|p| p.actions))
-                    .filter(|_| !self.switch.is_admin_acting(device))
+                    .filter(|_| digits_ok && !self.switch.is_admin_acting(device))
                     .filter(|_| self.switch.is_joined(device, call_id));
                 if let (Some(chain), Some(user)) = (chain, self.switch.device_user(device)) {
                     self.spawn_action_decision(chain, device, req, call_id, user, request);
