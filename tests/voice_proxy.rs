@@ -46,6 +46,13 @@ grants = ["log", "kv", "calls", "config", "streams", "devices"]
 [plugin.config]
 operators = "bob"
 operator_name = "Bob from support"
+
+[[plugin]]
+name = "call-log-rest"
+path = "builtin:call-log-rest"
+world = "adapter"
+routes = ["/rtc/"]
+grants = ["log", "kv", "clock", "calls", "config", "devices"]
 "#
         .into(),
         ..Knobs::default()
@@ -725,4 +732,52 @@ async fn the_seeds_flow_operator_starts_after_the_customers_setup() {
         record.unwrap().end_reason,
         callswitch::wire::EndReason::Hangup
     );
+}
+
+#[tokio::test]
+async fn the_mirrored_call_shows_in_the_call_log_api() {
+    let sw = voice_switch().await;
+    let (mut alice, mut bob, call) = started(&sw, "l1").await;
+    let read = |sw: &TestSwitch| {
+        let addr = sw.http();
+        let path = format!("/rtc/getCallLogById?callId={}", call.call_id);
+        async move {
+            common::http::http1(
+                addr,
+                "GET",
+                &path,
+                &[("authorization", "Bearer carol-demo-token")],
+                b"",
+            )
+            .await
+        }
+    };
+    let log = read(&sw).await;
+    assert_eq!(log.status, 200, "{}", log.text());
+    let v = log.json();
+    assert_eq!(v["callStatus"], "Started", "{v}");
+    assert_eq!(v["creatorContact"]["userId"], "alice", "{v}");
+    assert_eq!(v["invitedContacts"][0]["userId"], "bob", "{v}");
+    let accept = voice("accept", "l1");
+    send_json(&mut bob, accept.clone()).await;
+    expect_frame(&mut alice, &readdressed(&accept, BOB_ID, ALICE_ID)).await;
+    let stop = voice("stop", "l1");
+    send_json(&mut alice, stop.clone()).await;
+    expect_frame(&mut bob, &readdressed(&stop, ALICE_ID, BOB_ID)).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let v = read(&sw).await.json();
+        if v["callStatus"] == "Ended" {
+            let types: Vec<&str> = v["callEvents"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["type"].as_str().unwrap())
+                .collect();
+            assert!(types.contains(&"Join") && types.contains(&"Ended"), "{v}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never ended: {v}");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
 }

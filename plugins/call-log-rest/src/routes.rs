@@ -185,6 +185,7 @@ fn get_call_log(host: &dyn Host, req: &Request) -> Result<model::CallLogJson, Fa
         ))
     })?;
     let log = store::load_log(host, &call_id)
+        .or_else(|| store::switch_log(host, &call_id))
         .ok_or_else(|| Failure::new(404, format!("no call log with callId {call_id}")))?;
     Ok(store::view(host, &log, false))
 }

@@ -16,7 +16,8 @@ use crate::events;
 use crate::host::{Host, Level, User};
 use crate::ids::DbIds;
 use crate::model::{
-    CallLogJson, CallStatus, ContactJson, EventContactJson, EventJson, StoredContact, StoredLog,
+    CallLogJson, CallReason, CallStatus, CallType, ContactJson, EventContactJson, EventJson,
+    StoredContact, StoredLog,
 };
 
 const NEXT_ID: &str = "next-id";
@@ -97,6 +98,73 @@ pub fn db_ids(host: &dyn Host) -> DbIds {
 
 /// A contact made from a switch identity: the creator, the broker, a user
 /// met in the call's events. `displayName` is the user name.
+/// A call log for a call this API did not create (placed by a QUIC client,
+/// another adapter, the voice proxy...), from the switch's own account:
+/// its record when it ended, else its live events. The creator is the
+/// caller and the invitees the other parties; it has id 0 and no title.
+/// `None` when the switch knows no such call.
+pub fn switch_log(host: &dyn Host, call_id: &str) -> Option<StoredLog> {
+    let (caller_id, others, created_at_ms, group) = match host.call_record(call_id) {
+        Some(text) => {
+            let record: Value = serde_json::from_str(&text).ok()?;
+            let caller = record["caller"]["id"].as_str()?.to_string();
+            let others: Vec<String> = record["parties"]
+                .as_array()
+                .map(|parties| {
+                    parties
+                        .iter()
+                        .filter_map(|p| p["user"]["id"].as_str().map(str::to_string))
+                        .filter(|id| *id != caller)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let group = record["kind"] == "group";
+            (
+                caller,
+                others,
+                record["created_at_ms"].as_u64().unwrap_or(0),
+                group,
+            )
+        }
+        None => {
+            let events: Vec<Value> = serde_json::from_str(&host.live_events(call_id)?).ok()?;
+            let created = events.iter().find(|e| e["event"] == "created")?;
+            let caller = created["by"]["id"].as_str()?.to_string();
+            let mut others: Vec<String> = Vec::new();
+            for e in &events {
+                if let Some(id) = e["user"]["id"].as_str() {
+                    if id != caller && !others.iter().any(|o| o == id) {
+                        others.push(id.to_string());
+                    }
+                }
+            }
+            let group = others.len() > 1;
+            (
+                caller,
+                others,
+                created["at_ms"].as_u64().unwrap_or(0),
+                group,
+            )
+        }
+    };
+    let contact = |id: &str| host.find_user(id).map(|u| identity_contact(&u));
+    Some(StoredLog {
+        id: 0,
+        call_id: call_id.to_string(),
+        title: String::new(),
+        reason: CallReason::Standard,
+        call_type: if group { CallType::Sfu } else { CallType::Mesh },
+        anonymous_join_allow: false,
+        planned_date_time: None,
+        created_at_ms,
+        creator: contact(&caller_id)?,
+        invited: others.iter().filter_map(|id| contact(id)).collect(),
+        broker: None,
+        device: None,
+        status: CallStatus::Started,
+    })
+}
+
 pub fn identity_contact(user: &User) -> StoredContact {
     StoredContact {
         user_id: user.id.clone(),
