@@ -46,6 +46,8 @@ enum Reply {
 struct Req {
     method: String,
     body: Value,
+    /// The status the backend answered.
+    status: u16,
 }
 
 #[derive(Default)]
@@ -146,10 +148,6 @@ async fn handle(
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    state.requests.lock().unwrap().push(Req {
-        method: method.clone(),
-        body: json,
-    });
     let reply = state
         .replies
         .lock()
@@ -157,6 +155,15 @@ async fn handle(
         .get(&method)
         .cloned()
         .unwrap_or(Reply::Echo);
+    let status = match &reply {
+        Reply::Json(status, _) | Reply::Text(status, _) => *status,
+        Reply::Echo | Reply::Slow(_) => 200,
+    };
+    state.requests.lock().unwrap().push(Req {
+        method: method.clone(),
+        body: json,
+        status,
+    });
     let (status, bytes) = match reply {
         Reply::Echo => (200, body),
         Reply::Json(status, value) => (status, Bytes::from(value.to_string())),
@@ -182,7 +189,7 @@ fn table(url_port: u16, allowed_port: u16, config: &str) -> String {
 name = "rest-hooks"
 path = "builtin:rest-hooks"
 world = "policy"
-grants = ["log", "kv", "config", "http-client"]
+grants = ["log", "kv", "clock", "config", "http-client"]
 http_hosts = ["127.0.0.1:{allowed_port}"]
 deadline_ms = 1000
 on_error = "allow"
@@ -335,6 +342,63 @@ async fn a_calls_status_events_reach_the_backend_in_order() {
         .find(|r| r.body["status"] == "FAILED" && r.body["callId"] == declined.to_string())
         .unwrap();
     assert_eq!(failed.body["info"], "declined");
+}
+
+/// `CallStatusEvent`s the backend answered 200, as (call id, status).
+fn delivered_statuses(requests: &[Req]) -> Vec<(String, String)> {
+    requests
+        .iter()
+        .filter(|r| r.method == "CallStatusEvent" && r.status == 200)
+        .map(|r| {
+            (
+                r.body["callId"].as_str().unwrap_or("?").to_string(),
+                r.body["status"].as_str().unwrap_or("?").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn events_the_backend_failed_are_delivered_later_in_order() {
+    let backend = Backend::start().await;
+    let sw = switch_for(&backend).await;
+    let (alice, mut ae) = sw.connect("alice").await;
+    let (bob, mut be) = sw.connect("bob").await;
+    // The backend fails every event of the first call...
+    backend.reply(
+        "CallStatusEvent",
+        Reply::Json(500, json!({"error": "down"})),
+    );
+    let first = connected_call(&alice, &mut ae, &bob, &mut be, "bob").await;
+    alice.hangup(first).await.unwrap();
+    backend
+        .until("a failed CallStatusEvent", |r| {
+            !statuses_of(r, first).is_empty()
+        })
+        .await;
+    // ... which is not held up: the call went on regardless. Then it
+    // recovers; once the backoff (at most 5 s) has passed, the next hooks
+    // (the second call's) send the outbox first, oldest first.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    backend.reply("CallStatusEvent", Reply::Echo);
+    tokio::time::sleep(Duration::from_millis(5_300)).await;
+    let second = connected_call(&alice, &mut ae, &bob, &mut be, "bob").await;
+    alice.hangup(second).await.unwrap();
+    let (first, second) = (first.to_string(), second.to_string());
+    let requests = backend
+        .until("the second call's FINISH", |r| {
+            delivered_statuses(r).contains(&(second.clone(), "FINISH".into()))
+        })
+        .await;
+    let expected: Vec<(String, String)> = [&first, &second]
+        .into_iter()
+        .flat_map(|id| {
+            ["NEW", "RING", "ESTABLISHED", "FINISH"]
+                .into_iter()
+                .map(move |s| (id.clone(), s.to_string()))
+        })
+        .collect();
+    assert_eq!(delivered_statuses(&requests), expected);
 }
 
 #[tokio::test]

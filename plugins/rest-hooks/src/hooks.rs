@@ -21,9 +21,6 @@ pub fn login_key(name: &str) -> String {
     format!("login/{name}")
 }
 
-/// kv key counting events given up on.
-pub const EVENTS_LOST: &str = "stats/events-lost";
-
 /// Longest reason passed to the switch (a backend's `reason` is cut).
 const MAX_REASON: usize = 256;
 /// Longest target a redirect may name (the switch refuses longer ones).
@@ -241,9 +238,10 @@ fn target_config(
     }
 }
 
-/// Sends an event (notification): retried up to `event_attempts` times,
-/// at once; then logged and counted in `stats/events-lost`. Only the
-/// status counts: any 200 is a delivery.
+/// Sends an event (notification), through the outbox: when older events
+/// are waiting there it is queued behind them (order is kept); otherwise it
+/// is POSTed now (`event_attempts` times at most, at once) and queued if
+/// that fails. Only the status counts: any 200 is a delivery.
 pub fn notify(
     host: &dyn Host,
     s: &Settings,
@@ -256,27 +254,196 @@ pub fn notify(
         return;
     }
     exclude(&mut body, &mc.exclude);
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    let mut outbox = Outbox::load(host);
+    if !outbox.is_empty() {
+        outbox.push(host, s, method, &bytes);
+        return;
+    }
+    if let Err(e) = send_event(host, s, method, &bytes) {
+        host.log(
+            Level::Warn,
+            &format!("REST event `{method}` failed: {e}; kept in the outbox for a retry"),
+        );
+        outbox.push(host, s, method, &bytes);
+        let backoff = outbox.backoff(host);
+        host.kv_set(
+            OUTBOX_RETRY_AT,
+            (host.monotonic_ms() + backoff).to_string().as_bytes(),
+        );
+    }
+}
+
+/// POSTs one event, `event_attempts` times at most; `Ok` on a 200.
+fn send_event(host: &dyn Host, s: &Settings, method: &str, body: &[u8]) -> Result<(), String> {
+    let url = format!("{}/{method}", s.url);
     let mut last = String::new();
-    for _ in 0..s.event_attempts {
-        match post(host, s, method, &body) {
-            Ok(r) if r.status == 200 => return,
+    for _ in 0..s.event_attempts.max(1) {
+        match host.post_json(&url, body.to_vec(), s.timeout_ms) {
+            Ok(r) if r.status == 200 => return Ok(()),
             Ok(r) => last = format!("HTTP {} ({})", r.status, snippet(&r.body)),
             Err(e) => last = e,
         }
     }
-    host.log(
-        Level::Error,
-        &format!(
-            "REST event `{method}` lost after {} attempts: {last}",
-            s.event_attempts
-        ),
-    );
-    let lost = host
-        .kv_get(EVENTS_LOST)
+    Err(last)
+}
+
+/// kv key counting events dropped from a full outbox.
+pub const EVENTS_DROPPED: &str = "stats/events-dropped";
+/// kv key of the sequence number the next queued event gets.
+pub const OUTBOX_NEXT: &str = "outbox-next";
+/// kv key of the sequence number of the oldest queued event.
+pub const OUTBOX_HEAD: &str = "outbox-head";
+/// kv key of the `clock.monotonic-ms` before which no flush is tried.
+pub const OUTBOX_RETRY_AT: &str = "outbox-retry-at";
+/// kv key of the current backoff (ms).
+pub const OUTBOX_BACKOFF: &str = "outbox-backoff";
+/// First backoff after a failure.
+pub const BACKOFF_MIN_MS: u64 = 100;
+/// Longest backoff.
+pub const BACKOFF_MAX_MS: u64 = 5_000;
+/// Most queued events sent by one hook call (bounds its time).
+pub const FLUSH_MAX: u32 = 20;
+
+/// kv key of the queued event with sequence number `seq`.
+pub fn outbox_key(seq: u64) -> String {
+    format!("outbox/{seq:020}")
+}
+
+fn kv_u64(host: &dyn Host, key: &str) -> Option<u64> {
+    host.kv_get(key)
         .and_then(|b| String::from_utf8(b).ok())
         .and_then(|t| t.trim().parse::<u64>().ok())
-        .unwrap_or(0);
-    host.kv_set(EVENTS_LOST, (lost + 1).to_string().as_bytes());
+}
+
+/// The persistent queue of events that could not be delivered yet: entries
+/// `outbox/<seq>` from `outbox-head` (oldest) to `outbox-next` (excluded),
+/// each `<method>\n<JSON body>`.
+struct Outbox {
+    head: u64,
+    next: u64,
+}
+
+impl Outbox {
+    fn load(host: &dyn Host) -> Outbox {
+        let next = kv_u64(host, OUTBOX_NEXT).unwrap_or(0);
+        let head = kv_u64(host, OUTBOX_HEAD).unwrap_or(0).min(next);
+        Outbox { head, next }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.head >= self.next
+    }
+
+    fn len(&self) -> u64 {
+        self.next - self.head
+    }
+
+    /// The current backoff (ms).
+    fn backoff(&self, host: &dyn Host) -> u64 {
+        kv_u64(host, OUTBOX_BACKOFF)
+            .unwrap_or(BACKOFF_MIN_MS)
+            .clamp(BACKOFF_MIN_MS, BACKOFF_MAX_MS)
+    }
+
+    /// Removes the oldest entry.
+    fn pop(&mut self, host: &dyn Host) {
+        host.kv_delete(&outbox_key(self.head));
+        self.head += 1;
+        host.kv_set(OUTBOX_HEAD, self.head.to_string().as_bytes());
+    }
+
+    /// Appends an event, dropping the oldest when the outbox is full.
+    fn push(&mut self, host: &dyn Host, s: &Settings, method: &str, body: &[u8]) {
+        while self.len() >= u64::from(s.outbox_max) {
+            let dropped = host
+                .kv_get(&outbox_key(self.head))
+                .map(|e| {
+                    let text = String::from_utf8_lossy(&e).into_owned();
+                    text.split('\n').next().unwrap_or_default().to_string()
+                })
+                .unwrap_or_default();
+            self.pop(host);
+            let count = kv_u64(host, EVENTS_DROPPED).unwrap_or(0) + 1;
+            host.kv_set(EVENTS_DROPPED, count.to_string().as_bytes());
+            host.log(
+                Level::Error,
+                &format!(
+                    "REST event outbox full ({} events): the oldest, `{dropped}`, is dropped ({count} dropped so far)",
+                    s.outbox_max
+                ),
+            );
+        }
+        let mut entry = method.as_bytes().to_vec();
+        entry.push(b'\n');
+        entry.extend_from_slice(body);
+        host.kv_set(&outbox_key(self.next), &entry);
+        self.next += 1;
+        host.kv_set(OUTBOX_NEXT, self.next.to_string().as_bytes());
+    }
+}
+
+/// Sends what waits in the outbox, oldest first, when the backoff allows:
+/// at most [`FLUSH_MAX`] events, stopping at the first failure (which
+/// doubles the backoff, up to [`BACKOFF_MAX_MS`]). Called at the start of
+/// every hook; a failure here never changes a hook's decision.
+pub fn flush(host: &dyn Host, s: &Settings) {
+    let mut outbox = Outbox::load(host);
+    if outbox.is_empty() {
+        return;
+    }
+    let now = host.monotonic_ms();
+    if let Some(at) = kv_u64(host, OUTBOX_RETRY_AT) {
+        // A time far ahead is from before a restart (the clock starts at 0
+        // with the switch): it does not hold.
+        if now < at && at - now <= BACKOFF_MAX_MS {
+            return;
+        }
+    }
+    let mut sent = 0;
+    while !outbox.is_empty() && sent < FLUSH_MAX {
+        let entry = host.kv_get(&outbox_key(outbox.head)).unwrap_or_default();
+        let Some(split) = entry.iter().position(|b| *b == b'\n') else {
+            host.log(
+                Level::Error,
+                &format!(
+                    "REST event outbox entry {} is unreadable; dropped",
+                    outbox.head
+                ),
+            );
+            outbox.pop(host);
+            continue;
+        };
+        let method = String::from_utf8_lossy(&entry[..split]).into_owned();
+        match send_event(host, s, &method, &entry[split + 1..]) {
+            Ok(()) => {
+                outbox.pop(host);
+                sent += 1;
+                if host.kv_get(OUTBOX_BACKOFF).is_some() {
+                    host.kv_delete(OUTBOX_BACKOFF);
+                }
+            }
+            Err(e) => {
+                let backoff = (outbox.backoff(host) * 2).min(BACKOFF_MAX_MS);
+                host.kv_set(OUTBOX_BACKOFF, backoff.to_string().as_bytes());
+                host.kv_set(OUTBOX_RETRY_AT, (now + backoff).to_string().as_bytes());
+                host.log(
+                    Level::Warn,
+                    &format!(
+                        "REST event `{method}` failed again: {e}; {} event(s) wait in the outbox, next try in {backoff} ms",
+                        outbox.len()
+                    ),
+                );
+                return;
+            }
+        }
+    }
+    if outbox.is_empty() {
+        host.log(Level::Info, "REST event outbox flushed");
+        if host.kv_get(OUTBOX_RETRY_AT).is_some() {
+            host.kv_delete(OUTBOX_RETRY_AT);
+        }
+    }
 }
 
 fn connection_status(
@@ -338,6 +505,7 @@ fn remember_login(host: &dyn Host, user: &User) {
 
 /// `on-connect` → `connect`.
 pub fn on_connect(host: &dyn Host, s: &Settings, client: &User) -> ConnectVerdict {
+    flush(host, s);
     let mc = client_config(host, &client.id).method("connect", s.rest_on_error);
     let session = session_id(client);
     remember_login(host, client);
@@ -435,6 +603,7 @@ pub fn on_dial(
     caller: &User,
     targets: &[User],
 ) -> DialVerdict {
+    flush(host, s);
     let Some(first) = targets.first() else {
         return DialVerdict::Allow;
     };
@@ -547,6 +716,7 @@ pub fn on_dial(
 
 /// `on-answer` → `answer`.
 pub fn on_answer(host: &dyn Host, s: &Settings, call: &Call, answerer: &User) -> Verdict {
+    flush(host, s);
     let mc = client_config(host, &answerer.id).method("answer", s.rest_on_error);
     if mc.policy == RestPolicy::Disable {
         return Verdict::Allow;
@@ -590,6 +760,7 @@ pub fn on_action(
     actor: &User,
     action: &Action,
 ) -> Verdict {
+    flush(host, s);
     let method = action.method();
     let mc = client_config(host, &actor.id).method(method, s.rest_on_error);
     if mc.policy == RestPolicy::Disable {
@@ -613,6 +784,7 @@ pub fn on_action(
 
 /// `on-transfer` → `transfer` (the transferred party's config and session).
 pub fn on_transfer(host: &dyn Host, s: &Settings, call: &Call, from: &User, to: &User) -> Verdict {
+    flush(host, s);
     let mc = client_config(host, &from.id).method("transfer", s.rest_on_error);
     if mc.policy == RestPolicy::Disable {
         return Verdict::Allow;
@@ -639,6 +811,7 @@ pub fn on_message(
     recipient: &User,
     text: &str,
 ) -> Verdict {
+    flush(host, s);
     let cfg = client_config(host, &sender.id);
     let mc = cfg.method("sendMessage", s.rest_on_error);
     let session = session_id(sender);
@@ -677,6 +850,7 @@ fn first_callee(call: &Call) -> String {
 
 /// `on-event` → `CallStatusEvent` (preceded by `NEW` for a call's first).
 pub fn on_event(host: &dyn Host, s: &Settings, state: &mut State, call: &Call, event: &Event) {
+    flush(host, s);
     if let Some(at) = state.denied.iter().position(|id| *id == call.id) {
         // The backend refused this call itself: it never existed for it.
         if matches!(event, Event::Ended(_)) {

@@ -4,7 +4,7 @@
 //! Everything else in the crate talks to the switch only through this
 //! trait, so the hooks compile and run natively against a fake switch and a
 //! fake backend in the unit tests. `lib.rs` implements it over the wit
-//! bindings (grants `log`, `kv`, `http-client`; `config` is read once by
+//! bindings (grants `log`, `kv`, `clock`, `http-client`; `config` is read once by
 //! `lib.rs` into [`crate::settings::Settings`]).
 
 /// How important a log line is.
@@ -102,6 +102,8 @@ pub trait Host {
     fn kv_set(&self, key: &str, value: &[u8]);
     /// `kv.delete`.
     fn kv_delete(&self, key: &str);
+    /// `clock.monotonic-ms`: milliseconds since the switch started.
+    fn monotonic_ms(&self) -> u64;
     /// `http-client.send` of a `POST` with a JSON body; `Err` is the host's
     /// short reason (destination not allowed, connection failed, timeout,
     /// malformed or oversized response).

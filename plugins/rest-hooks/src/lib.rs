@@ -3,7 +3,7 @@
 //! Call Server (WCS 5.2) "REST hooks" do: every hook POSTs
 //! `<url>/<method>` with a JSON body and expects 200 with JSON.
 //!
-//! Grants: `log`, `kv`, `config`, `http-client` (with the backend's
+//! Grants: `log`, `kv`, `clock`, `config`, `http-client` (with the backend's
 //! `host:port` in the plugin's `http_hosts`).
 //!
 //! | hook          | method(s)                                  | a 403 means            |
@@ -18,7 +18,9 @@
 //! Settings (`[plugin.config]`): `url` (required), `app_key` and `node_id`
 //! (default `callswitch`), `timeout_ms` (default 15000), `rest_on_error`
 //! (`LOG` or `FAIL`, default `LOG`: the `restOnError` of methods a user's
-//! `restClientConfig` does not set), `event_attempts` (default 3). A
+//! `restClientConfig` does not set), `event_attempts` (default 1),
+//! `outbox_max` (default 1000: events that failed wait in a kv outbox and
+//! are retried, in order, at the start of later hooks, with backoff). A
 //! missing or malformed setting makes every hook trap, so the operator's
 //! `on_error` applies.
 //!
@@ -55,7 +57,7 @@ mod component {
 
     use bindings::callswitch::plugin::http_client::{self, HttpRequest};
     use bindings::callswitch::plugin::types::{CallAction, CallInfo, Identity, PartyStatus};
-    use bindings::callswitch::plugin::{config, kv, log};
+    use bindings::callswitch::plugin::{clock, config, kv, log};
     use bindings::{CallEvent, ConnectVerdict, DialVerdict, Verdict};
 
     thread_local! {
@@ -108,6 +110,10 @@ mod component {
 
         fn kv_delete(&self, key: &str) {
             kv::delete(key);
+        }
+
+        fn monotonic_ms(&self) -> u64 {
+            clock::monotonic_ms()
         }
 
         fn post_json(&self, url: &str, body: Vec<u8>, timeout_ms: u32) -> Result<Response, String> {

@@ -65,8 +65,11 @@ pub struct Settings {
     /// `restOnError` of a method that the user's `restClientConfig` does
     /// not set (WCS: `LOG`).
     pub rest_on_error: OnError,
-    /// How many times an event is sent before it is counted as lost.
+    /// How many times in a row an event is POSTed, at once, on each try
+    /// (default 1: a failed event waits in the outbox instead).
     pub event_attempts: u32,
+    /// Most events the outbox holds; when full, the oldest is dropped.
+    pub outbox_max: u32,
 }
 
 impl Settings {
@@ -108,7 +111,8 @@ impl Settings {
             node_id: text("node_id", "callswitch")?,
             timeout_ms: number("timeout_ms", 15_000, 600_000)?,
             rest_on_error,
-            event_attempts: number("event_attempts", 3, 10)?,
+            event_attempts: number("event_attempts", 1, 10)?,
+            outbox_max: number("outbox_max", 1000, 1_000_000)?,
         })
     }
 }

@@ -1,12 +1,12 @@
 //! The hooks against a fake switch (kv, log) and a fake backend that
 //! records every POST and answers as told.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use crate::hooks::{self, State, EVENTS_LOST};
+use crate::hooks::{self, State, EVENTS_DROPPED, OUTBOX_NEXT};
 use crate::host::{
     Call, ConnectVerdict, DialVerdict, Event, Host, Level, PartyStatus, Response, User, Verdict,
 };
@@ -29,9 +29,25 @@ struct Fake {
     /// Answers by method; the default is 200 with the body echoed.
     answers: RefCell<BTreeMap<String, Answer>>,
     timeouts: RefCell<Vec<u32>>,
+    /// `clock.monotonic-ms`, moved by the tests.
+    clock: Cell<u64>,
 }
 
 impl Fake {
+    fn advance(&self, ms: u64) {
+        self.clock.set(self.clock.get() + ms);
+    }
+
+    /// Keys of the events waiting in the outbox.
+    fn outbox(&self) -> Vec<String> {
+        self.kv
+            .borrow()
+            .keys()
+            .filter(|k| k.starts_with("outbox/"))
+            .cloned()
+            .collect()
+    }
+
     fn answer(&self, method: &str, answer: Answer) {
         self.answers.borrow_mut().insert(method.into(), answer);
     }
@@ -111,6 +127,10 @@ impl Host for Fake {
         self.kv.borrow_mut().remove(key);
     }
 
+    fn monotonic_ms(&self) -> u64 {
+        self.clock.get()
+    }
+
     fn post_json(&self, url: &str, body: Vec<u8>, timeout_ms: u32) -> Result<Response, String> {
         let method = url
             .strip_prefix("http://backend:9000/rest/")
@@ -183,7 +203,8 @@ fn settings_have_wcs_defaults_and_refuse_bad_values() {
     assert_eq!(s.node_id, "callswitch");
     assert_eq!(s.timeout_ms, 15_000);
     assert_eq!(s.rest_on_error, OnError::Log);
-    assert_eq!(s.event_attempts, 3);
+    assert_eq!(s.event_attempts, 1);
+    assert_eq!(s.outbox_max, 1000);
     assert!(Settings::parse(|_| None).unwrap_err().contains("`url`"));
     let bad = |key: &'static str, value: &'static str| {
         Settings::parse(move |k| match k {
@@ -531,6 +552,9 @@ fn incoming_refusals_deny_or_narrow_the_call() {
         fn kv_delete(&self, k: &str) {
             self.0.kv_delete(k)
         }
+        fn monotonic_ms(&self) -> u64 {
+            self.0.monotonic_ms()
+        }
         fn post_json(&self, url: &str, body: Vec<u8>, t: u32) -> Result<Response, String> {
             let refused = url.ends_with("/OnCallEvent")
                 && serde_json::from_slice::<Value>(&body).unwrap()["callee"] == "bob";
@@ -748,24 +772,170 @@ fn failures_carry_info() {
     assert_eq!(fake.bodies("CallStatusEvent")[0]["sessionId"], ALICE);
 }
 
+fn statuses_with_ids(fake: &Fake) -> Vec<(String, String)> {
+    fake.bodies("CallStatusEvent")
+        .iter()
+        .map(|b| {
+            (
+                b["callId"].as_str().unwrap().to_string(),
+                b["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
 #[test]
-fn a_lost_event_is_retried_then_counted() {
+fn a_failed_event_waits_in_the_outbox_and_later_ones_queue_behind_it() {
     let fake = Fake::default();
     let mut state = State::default();
     fake.status("CallStatusEvent", 503, "");
     let c = call(&[(bob(), PartyStatus::Ringing)]);
     event(&fake, &mut state, &c, Event::Ringing(bob()));
-    // NEW and RING, three attempts each.
-    assert_eq!(fake.bodies("CallStatusEvent").len(), 6);
-    assert_eq!(fake.kv.borrow()[EVENTS_LOST], b"2");
-    assert!(fake.warned("`CallStatusEvent` lost after 3 attempts: HTTP 503"));
-    // A 200 with any body is a delivery.
+    // NEW failed once (no immediate retry); RING was queued behind it unsent.
+    assert_eq!(fake.statuses(), ["NEW"]);
+    assert_eq!(fake.outbox().len(), 2);
+    assert!(fake.warned("`CallStatusEvent` failed: HTTP 503"));
+    // The backend recovers, but the backoff (100 ms) has not passed: the
+    // next hook sends nothing old, and its own event queues.
     fake.status("CallStatusEvent", 200, "");
-    event(&fake, &mut state, &c, Event::Ended("hangup".into()));
-    assert_eq!(fake.bodies("CallStatusEvent").len(), 7);
-    assert_eq!(fake.kv.borrow()[EVENTS_LOST], b"2");
-    // Disabled events are not sent.
+    fake.advance(50);
+    let joined = call(&[(bob(), PartyStatus::Joined)]);
+    event(&fake, &mut state, &joined, Event::Answered(bob()));
+    assert_eq!(fake.statuses(), ["NEW"]);
+    assert_eq!(fake.outbox().len(), 3);
+    // Past the backoff, any hook flushes oldest first, then its own event.
+    fake.advance(60);
+    event(&fake, &mut state, &joined, Event::Ended("hangup".into()));
+    assert_eq!(
+        fake.statuses(),
+        ["NEW", "NEW", "RING", "ESTABLISHED", "FINISH"]
+    );
+    assert!(fake.outbox().is_empty());
+    assert!(fake.kv.borrow().get(EVENTS_DROPPED).is_none());
+    // Decisions are unaffected: a hook that flushes still answers.
+    fake.status("CallStatusEvent", 500, "");
+    let c2 = Call {
+        id: "second".into(),
+        ..call(&[(bob(), PartyStatus::Ringing)])
+    };
+    event(&fake, &mut state, &c2, Event::Ringing(bob()));
+    fake.status("CallStatusEvent", 200, "");
+    fake.advance(1_000);
+    assert_eq!(
+        hooks::on_answer(&fake, &settings(), &c2, &bob()),
+        Verdict::Allow
+    );
+    let got = statuses_with_ids(&fake);
+    assert_eq!(
+        got[got.len() - 2..],
+        [
+            ("second".to_string(), "NEW".to_string()),
+            ("second".to_string(), "RING".to_string())
+        ]
+    );
+    assert!(fake.outbox().is_empty());
+    // Disabled events are neither sent nor queued.
     fake.store_config(ALICE, json!({"CallStatusEvent": {"restPolicy": "DISABLE"}}));
+    let before = fake.posts.borrow().len();
     event(&fake, &mut state, &c, Event::Ringing(bob()));
-    assert_eq!(fake.bodies("CallStatusEvent").len(), 7);
+    assert_eq!(fake.posts.borrow().len(), before);
+    assert!(fake.outbox().is_empty());
+}
+
+#[test]
+fn the_backoff_doubles_up_to_its_cap_and_resets_on_success() {
+    let fake = Fake::default();
+    let s = settings();
+    fake.status("ConnectionStatusEvent", 500, "");
+    fake.status("connect", 200, "{}");
+    hooks::on_connect(&fake, &s, &alice());
+    let tries = || fake.bodies("ConnectionStatusEvent").len();
+    assert_eq!(tries(), 1);
+    // Each failed flush waits twice as long: 100 (first failure), then
+    // 200, 400, ... up to 5000.
+    let mut waits = Vec::new();
+    for _ in 0..8 {
+        let before = tries();
+        let mut waited = 0;
+        while tries() == before {
+            fake.advance(10);
+            waited += 10;
+            hooks::on_answer(&fake, &s, &call(&[(bob(), PartyStatus::Joined)]), &bob());
+            assert!(waited <= 6_000, "no retry after {waited} ms");
+        }
+        waits.push(waited);
+    }
+    assert_eq!(waits, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+    // One try per flush (a flush stops at the first failure); the one
+    // event is still waiting.
+    assert_eq!(fake.outbox().len(), 1);
+    // Success empties the outbox in order and resets the backoff.
+    fake.status("ConnectionStatusEvent", 200, "");
+    fake.advance(5_000);
+    hooks::on_answer(&fake, &s, &call(&[(bob(), PartyStatus::Joined)]), &bob());
+    assert!(fake.outbox().is_empty());
+    fake.status("ConnectionStatusEvent", 500, "");
+    hooks::on_connect(&fake, &s, &alice());
+    let before = tries();
+    fake.advance(100);
+    hooks::on_answer(&fake, &s, &call(&[(bob(), PartyStatus::Joined)]), &bob());
+    assert_eq!(tries(), before + 1, "the backoff starts again at 100 ms");
+}
+
+#[test]
+fn a_flush_sends_at_most_twenty_events_per_hook() {
+    let fake = Fake::default();
+    let s = settings();
+    fake.status("MessageStatusEvent", 500, "");
+    for _ in 0..30 {
+        hooks::on_message(&fake, &s, &alice(), &bob(), "hi");
+    }
+    assert_eq!(fake.outbox().len(), 30);
+    fake.status("MessageStatusEvent", 200, "");
+    fake.advance(200);
+    hooks::on_answer(&fake, &s, &call(&[(bob(), PartyStatus::Joined)]), &bob());
+    assert_eq!(fake.outbox().len(), 10);
+    hooks::on_answer(&fake, &s, &call(&[(bob(), PartyStatus::Joined)]), &bob());
+    assert!(fake.outbox().is_empty());
+    // The outbox is persistent: a fresh State (a reload) still flushes it;
+    // nothing about it lives in memory.
+    assert_eq!(fake.kv.borrow()[OUTBOX_NEXT], b"30");
+}
+
+#[test]
+fn a_full_outbox_drops_its_oldest_event_and_counts_it() {
+    let fake = Fake::default();
+    let mut state = State::default();
+    let s = Settings::parse(|key| match key {
+        "url" => Some("http://backend:9000/rest/".into()),
+        "outbox_max" => Some("3".into()),
+        _ => None,
+    })
+    .unwrap();
+    fake.status("CallStatusEvent", 503, "");
+    let ringing = call(&[(bob(), PartyStatus::Ringing)]);
+    let joined = call(&[(bob(), PartyStatus::Joined)]);
+    hooks::on_event(&fake, &s, &mut state, &ringing, &Event::Ringing(bob()));
+    hooks::on_event(&fake, &s, &mut state, &joined, &Event::Answered(bob()));
+    // NEW, RING, ESTABLISHED fill it; HOLD drops NEW.
+    hooks::on_event(&fake, &s, &mut state, &joined, &Event::Held(bob()));
+    assert_eq!(fake.outbox().len(), 3);
+    assert_eq!(fake.kv.borrow()[EVENTS_DROPPED], b"1");
+    assert!(fake
+        .logs
+        .borrow()
+        .iter()
+        .any(|(l, m)| *l == Level::Error && m.contains("outbox full")));
+    hooks::on_event(&fake, &s, &mut state, &joined, &Event::Ended("x".into()));
+    assert_eq!(fake.kv.borrow()[EVENTS_DROPPED], b"2");
+    // The newest state wins: what is left is delivered, in order.
+    fake.status("CallStatusEvent", 200, "");
+    fake.advance(10_000);
+    hooks::on_answer(&fake, &s, &joined, &bob());
+    let statuses = fake.statuses();
+    assert_eq!(
+        statuses[statuses.len() - 3..],
+        ["ESTABLISHED", "HOLD", "FINISH"]
+    );
+    assert!(fake.outbox().is_empty());
 }
