@@ -16,12 +16,10 @@ use tracing::warn;
 use wasmtime::Store;
 
 use super::bindings::adapter::{Adapter, AdapterPre, HttpReply, HttpRequest, StreamMessage};
-use super::engine::EPOCH_TICK;
 use super::policy::{classify_failure, HookFailure, PluginStats};
 use super::port::AdapterPort;
 use super::state::{
-    enforce_budget, start_budget, CallBudget, HostContext, HttpGrant, KvSpace, PluginState,
-    StateParts,
+    enforce_budget, start_budget, HostContext, HttpGrant, KvSpace, PluginState, StateParts,
 };
 
 struct Warm {
@@ -74,10 +72,6 @@ pub struct AdapterPlugin {
     warm: tokio::sync::Mutex<Option<Warm>>,
 }
 
-fn ticks(d: Duration) -> u64 {
-    (d.as_micros() as u64 / EPOCH_TICK.as_micros() as u64).max(1)
-}
-
 /// Runs one export on the warm instance (making one when needed) under
 /// the adapter's budget; on failure the instance is dropped and the port
 /// reset.
@@ -101,7 +95,7 @@ macro_rules! adapter_call {
             *guard = None;
         }
         drop(guard);
-        $self.account(started.elapsed(), failed);
+        $self.stats.record(started.elapsed(), failed);
         if let Err(failure) = &result {
             warn!(plugin = %$self.name, call = $what, %failure, "adapter failed; closing its streams and devices");
             $self.port.reset("adapter failed");
@@ -181,40 +175,27 @@ impl AdapterPlugin {
         pre: &AdapterPre<PluginState>,
         slot: &mut Option<Warm>,
     ) -> Result<(), HookFailure> {
-        {
-            let mut state = PluginState::new(StateParts {
-                plugin: &self.name,
-                memory_mb: self.memory_mb,
-                kv: &self.kv,
-                settings: &self.settings,
-                host: &self.host,
-                port: Some(self.port.clone()),
-                http: &self.http,
-            });
-            state.budget = Some(CallBudget {
-                started: Instant::now(),
-                limit: Duration::from_millis(self.deadline_ms * 4),
-            });
-            let mut store = Store::new(pre.engine(), state);
-            store.limiter(|s| &mut s.limits);
-            enforce_budget(&mut store);
-            store.set_epoch_deadline(ticks(Duration::from_millis(self.deadline_ms * 4)));
-            let adapter = pre
-                .instantiate_async(&mut store)
-                .await
-                .map_err(|e| HookFailure::Instantiate(format!("{e:#}")))?;
-            self.stats.instantiations.fetch_add(1, Relaxed);
-            *slot = Some(Warm { store, adapter });
-        }
+        let state = PluginState::new(StateParts {
+            plugin: &self.name,
+            memory_mb: self.memory_mb,
+            kv: &self.kv,
+            settings: &self.settings,
+            host: &self.host,
+            port: Some(self.port.clone()),
+            http: &self.http,
+        });
+        let mut store = Store::new(pre.engine(), state);
+        store.limiter(|s| &mut s.limits);
+        enforce_budget(&mut store);
+        // Instantiation runs guest start code too: bound it as well.
+        start_budget(&mut store, Duration::from_millis(self.deadline_ms * 4));
+        let adapter = pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| HookFailure::Instantiate(format!("{e:#}")))?;
+        self.stats.instantiations.fetch_add(1, Relaxed);
+        *slot = Some(Warm { store, adapter });
         Ok(())
-    }
-
-    fn account(&self, spent: Duration, failed: bool) {
-        self.stats.calls.fetch_add(1, Relaxed);
-        self.stats.nanos.fetch_add(spent.as_nanos() as u64, Relaxed);
-        if failed {
-            self.stats.failures.fetch_add(1, Relaxed);
-        }
     }
 
     pub async fn handle_http(&self, request: &HttpRequest) -> Result<HttpReply, HookFailure> {

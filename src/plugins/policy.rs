@@ -65,6 +65,17 @@ pub struct PluginStats {
     pub instantiations: AtomicU64,
 }
 
+impl PluginStats {
+    /// Counts one call into the plugin.
+    pub fn record(&self, spent: Duration, failed: bool) {
+        self.calls.fetch_add(1, Relaxed);
+        self.nanos.fetch_add(spent.as_nanos() as u64, Relaxed);
+        if failed {
+            self.failures.fetch_add(1, Relaxed);
+        }
+    }
+}
+
 /// The optional `on-action` export (world `policy-actions`).
 type OnAction = wasmtime::component::TypedFunc<(CallInfo, Identity, CallAction), (Verdict,)>;
 
@@ -145,7 +156,7 @@ macro_rules! hook {
             *guard = None;
         }
         drop(guard);
-        $self.account(started.elapsed(), result.is_err());
+        $self.stats.record(started.elapsed(), result.is_err());
         if let Err(failure) = &result {
             warn!(plugin = %$self.name, hook = $hook, call_id = ?$call_id, %failure, "plugin hook failed");
         }
@@ -238,14 +249,6 @@ impl PolicyPlugin {
 
     fn classify(&self, e: wasmtime::Error) -> HookFailure {
         classify_failure(e, self.deadline_ms, self.memory_mb)
-    }
-
-    fn account(&self, spent: Duration, failed: bool) {
-        self.stats.calls.fetch_add(1, Relaxed);
-        self.stats.nanos.fetch_add(spent.as_nanos() as u64, Relaxed);
-        if failed {
-            self.stats.failures.fetch_add(1, Relaxed);
-        }
     }
 
     /// Counts a failure found after the hook returned (an invalid answer).
