@@ -173,7 +173,7 @@ pub async fn run_stream(
                 // tungstenite answers pings itself.
                 Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
             }
-            if links.attachment(id).is_none() && !links.has_stream(id) {
+            if !links.has_stream(id) {
                 // The adapter closed the stream.
                 break;
             }
