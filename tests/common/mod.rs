@@ -63,7 +63,16 @@ pub fn config_text(k: &Knobs) -> String {
             "max_participants = 16",
             &format!("max_participants = {}", k.max_participants),
         )
-        .replace("\ntls = false\n", &format!("\ntls = {}\n", k.tls));
+        .replace("\ntls = false\n", &format!("\ntls = {}\n", k.tls))
+        // The bundled adapters get a generous deadline here: these tests
+        // check what they answer, not how fast (benchmarks do that), and
+        // the deadline is wall-clock time, which passes while a loaded
+        // 2-core CI machine keeps the plugin's thread waiting for a CPU.
+        // Deadlines themselves are tested with looping plugins.
+        .replace(
+            "world = \"adapter\"\n",
+            "world = \"adapter\"\ndeadline_ms = 10000\n",
+        );
     text.push('\n');
     text.push_str(&k.extra);
     text
