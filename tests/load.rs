@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use callswitch::loadgen::{relay_table, run_quic, run_setup, run_udp, LoadOptions};
+use callswitch::loadgen::{relay_table, run_overload, run_quic, run_setup, run_udp, LoadOptions};
 
 fn options() -> LoadOptions {
     LoadOptions {
@@ -41,4 +41,20 @@ async fn setup_smoke_completes_calls_with_a_plugin() {
     println!("{f:?}");
     assert!(f.setups > 0, "{f:?}");
     assert_eq!(f.failures, 0, "{f:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_smoke_refuses_new_calls_and_keeps_the_calls_in_progress() {
+    let opts = options();
+    let f = run_overload(&opts, 2).await.unwrap();
+    println!("{}", relay_table(&[f.quiet.clone(), f.pressed.clone()]));
+    println!("{f:?}");
+    // Every dial beyond the limit is refused as overloaded...
+    assert!(f.refused > 0, "{f:?}");
+    assert_eq!((f.admitted, f.other_errors), (0, 0), "{f:?}");
+    // ...and the calls in progress lose nothing, alone or pressed.
+    for r in [&f.quiet, &f.pressed] {
+        assert!(r.offered_per_s > 0.0, "{r:?}");
+        assert_eq!(r.loss_pct, 0.0, "{r:?}");
+    }
 }

@@ -146,6 +146,63 @@ async fn max_calls_answers_busy_beyond_the_limit() {
 }
 
 #[tokio::test]
+async fn max_calls_total_counts_the_live_calls_of_the_whole_switch() {
+    // `total` is read with `calls.count-calls(none)`: one live call fills
+    // the switch, and once it ends the next call rings.
+    let sw = with_plugins(plugin(
+        "max-calls",
+        "builtin:max-calls",
+        "\"config\", \"calls\"",
+        "[plugin.config]\nper_user = 0\ntotal = 1\n",
+    ))
+    .await;
+    let (alice, mut ae) = sw.connect("alice").await;
+    let (bob, mut be) = sw.connect("bob").await;
+    let (carol, mut ce) = sw.connect("carol").await;
+    let first = connected_call(&alice, &mut ae, &bob, &mut be, "bob").await;
+    // Carol is in no call, but the switch is full.
+    let second = carol.dial(&["alice"], None).await.unwrap();
+    expect(
+        &mut ce,
+        "ended busy",
+        |m| matches!(m, ServerMessage::Ended { call_id, reason: EndReason::Busy } if *call_id == second),
+    )
+    .await;
+    let record = sw.admin().await;
+    let mut detail = None;
+    for _ in 0..100 {
+        if let Ok(r) = record.call_log(second).await {
+            detail = r.events.into_iter().find_map(|e| match e.kind {
+                CallEventKind::Policy(n) if n.verdict == "busy" => n.detail,
+                _ => None,
+            });
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let detail = detail.expect("a busy note with its reason");
+    assert!(
+        detail.contains("carrying 1 calls (limit 1 in total)"),
+        "{detail}"
+    );
+    // The first call ends: the count drops and carol's next call rings.
+    alice.hangup(first).await.unwrap();
+    expect(
+        &mut be,
+        "first call ended",
+        |m| matches!(m, ServerMessage::Ended { call_id, .. } if *call_id == first),
+    )
+    .await;
+    let third = carol.dial(&["bob"], None).await.unwrap();
+    expect(
+        &mut be,
+        "incoming from carol",
+        |m| matches!(m, ServerMessage::Incoming { call_id, .. } if *call_id == third),
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn business_hours_redirects_when_closed_and_the_chain_composes() {
     // Always closed: calls go to carol. The allowlist after it sees the
     // redirected target and allows alice -> carol only.

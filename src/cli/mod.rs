@@ -97,13 +97,16 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct LoadArgs {
-    /// `relay`: audio between call pairs; `setup`: call set-ups per second.
+    /// `relay`: audio between call pairs; `setup`: call set-ups per second;
+    /// `overload`: `--calls` calls at the switch's admission limit, measured
+    /// alone and then while `--callers` clients keep dialling (and are
+    /// refused).
     #[arg(long, default_value = "relay")]
     pub mode: String,
     /// Concurrent 1:1 calls (relay mode), at most 5000.
     #[arg(long, default_value_t = 100)]
     pub calls: usize,
-    /// Concurrent callers (setup mode).
+    /// Concurrent callers (setup mode), or dialers (overload mode).
     #[arg(long, default_value_t = 20)]
     pub callers: usize,
     /// Warm-up before measuring.
@@ -121,6 +124,11 @@ pub struct LoadArgs {
     /// Policy plugins to load in the switch (copies of max-calls).
     #[arg(long, default_value_t = 0)]
     pub plugins: usize,
+    /// The `callswitch` binary to run as the switch (default: this one),
+    /// e.g. another build to compare with in the same script, or a wrapper
+    /// that runs it under a profiler.
+    #[arg(long)]
+    pub switch_bin: Option<std::path::PathBuf>,
     #[arg(long)]
     pub json: bool,
 }
@@ -169,9 +177,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn load(args: LoadArgs) -> anyhow::Result<()> {
-    use crate::loadgen::{relay_table, run_quic, run_setup, run_udp, LoadOptions};
+    use crate::loadgen::{relay_table, run_overload, run_quic, run_setup, run_udp, LoadOptions};
     let opts = LoadOptions {
-        switch_bin: std::env::current_exe()?,
+        switch_bin: match args.switch_bin {
+            Some(bin) => bin,
+            None => std::env::current_exe()?,
+        },
         calls: args.calls,
         warmup: args.warmup,
         duration: args.duration,
@@ -204,7 +215,19 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
                 );
             }
         }
-        other => anyhow::bail!("unknown mode `{other}`: use relay or setup"),
+        "overload" => {
+            let f = run_overload(&opts, args.callers).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&f)?);
+            } else {
+                print!("{}", relay_table(&[f.quiet.clone(), f.pressed.clone()]));
+                println!(
+                    "dialers {}  refused {} ({:.0}/s)  admitted {}  other errors {}",
+                    f.dialers, f.refused, f.refused_per_s, f.admitted, f.other_errors
+                );
+            }
+        }
+        other => anyhow::bail!("unknown mode `{other}`: use relay, setup or overload"),
     }
     Ok(())
 }

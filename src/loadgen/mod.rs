@@ -6,8 +6,11 @@
 //! per second (dial, ring, answer, hang up). Loopback only; every run is
 //! bounded in calls and time.
 
+mod overload;
 mod procstat;
 mod udp;
+
+pub use overload::{run_overload, OverloadFigures};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -150,7 +153,13 @@ fn token(i: usize) -> String {
     format!("load-token-{i}")
 }
 
-async fn start_switch(opts: &LoadOptions, users: usize) -> Result<SwitchUnderLoad, LoadError> {
+/// Starts the switch with `users` load users and the admission limit
+/// `max_live_calls` (0: none).
+async fn start_switch(
+    opts: &LoadOptions,
+    users: usize,
+    max_live_calls: usize,
+) -> Result<SwitchUnderLoad, LoadError> {
     let dir = tempfile::tempdir()?;
     let mut config = DEFAULT_CONFIG
         .split("# ---- plugins ----")
@@ -161,8 +170,12 @@ async fn start_switch(opts: &LoadOptions, users: usize) -> Result<SwitchUnderLoa
         // No HTTP ingress: it would contend for :8080 with a running
         // switch, and the generator does not use it.
         .replace("\nenabled = true\n", "\nenabled = false\n")
-        // The generator measures the relay itself, past any admission limit.
-        .replace("max_live_calls = 350", "max_live_calls = 0");
+        // The relay and set-up modes measure the switch past any admission
+        // limit; the overload mode sets its own.
+        .replace(
+            "max_live_calls = 350",
+            &format!("max_live_calls = {max_live_calls}"),
+        );
     for i in 0..users {
         config.push_str(&format!(
             "\n[[user]]\nid = \"{}\"\nname = \"u{i}\"\ntoken_hash = \"{}\"\n",
@@ -222,14 +235,15 @@ fn endpoints(n: usize) -> Result<Vec<quinn::Endpoint>, LoadError> {
         .collect()
 }
 
+/// Connects the load users `users` (`u<i>` for each i), in order.
 async fn connect_users(
     sw: &SwitchUnderLoad,
-    count: usize,
+    users: std::ops::Range<usize>,
 ) -> Result<Vec<(Client, crate::client::Events)>, LoadError> {
     let eps = endpoints(8)?;
-    let mut out = Vec::with_capacity(count);
+    let mut out = Vec::with_capacity(users.len());
     // Connect in batches: handshakes are CPU-heavy.
-    for chunk in (0..count).collect::<Vec<_>>().chunks(64) {
+    for chunk in users.collect::<Vec<_>>().chunks(64) {
         let mut tasks = Vec::new();
         for &i in chunk {
             let mut o = ClientOptions::new(sw.addr, sw.fingerprint.clone(), token(i));
@@ -266,6 +280,16 @@ struct Window {
 }
 
 impl Window {
+    /// Forgets the previous window's counts, to measure another one with
+    /// the same senders and receivers.
+    fn reset(&self) {
+        self.start_ns.store(0, Relaxed);
+        self.end_ns.store(0, Relaxed);
+        self.sent.store(0, Relaxed);
+        self.received.store(0, Relaxed);
+        self.latencies.lock().expect("latencies").clear();
+    }
+
     fn in_window(&self, sent_ns: u64) -> bool {
         let start = self.start_ns.load(Relaxed);
         start != 0 && sent_ns >= start && sent_ns < self.end_ns.load(Relaxed)
@@ -279,123 +303,164 @@ fn stamp(base: Instant) -> u64 {
 /// Runs the QUIC relay load and returns its figures.
 pub async fn run_quic(opts: &LoadOptions) -> Result<RelayFigures, LoadError> {
     let calls = opts.calls.clamp(1, MAX_CALLS);
-    let sw = start_switch(opts, calls * 2).await?;
-    let rss_idle = procstat::rss_kib(sw.pid).unwrap_or(0);
-    if opts.progress {
-        eprintln!(
-            "quic: switch pid {} on {}; connecting {} clients",
-            sw.pid,
-            sw.addr,
-            calls * 2
-        );
-    }
-    let mut clients = connect_users(&sw, calls * 2).await?;
-    // Place the calls: u(2i) calls u(2i+1).
-    let mut legs = Vec::new();
-    for i in 0..calls {
-        let (callee, mut callee_events) = clients.pop().expect("callee");
-        let (caller, mut caller_events) = clients.pop().expect("caller");
-        // Popping from the end: the callee is u(2k+1), the caller u(2k).
-        let callee_name = format!("u{}", clients.len() + 1);
-        let call_id = caller.dial(&[callee_name.as_str()], None).await?;
-        callee_events
-            .wait_for("incoming", Duration::from_secs(20), |m| {
-                matches!(m, ServerMessage::Incoming { .. })
-            })
-            .await?;
-        callee.answer(call_id).await?;
-        let chan = |m: ServerMessage| match m {
-            ServerMessage::Media { channel, .. } => channel,
-            _ => 0,
-        };
-        let is_media = |m: &ServerMessage| matches!(m, ServerMessage::Media { peers, .. } if !peers.is_empty());
-        let a = chan(
-            caller_events
-                .wait_for("media", Duration::from_secs(20), is_media)
-                .await?,
-        );
-        let b = chan(
-            callee_events
-                .wait_for("media", Duration::from_secs(20), is_media)
-                .await?,
-        );
-        legs.push((caller, a));
-        legs.push((callee, b));
-        if opts.progress && (i + 1) % 500 == 0 {
-            eprintln!("quic: {} calls up", i + 1);
+    let load = QuicLoad::start(opts, calls, 0, 0).await?;
+    let mut figures = measure(opts, &load.window, load.base, load.sw.pid, "quic", calls).await;
+    figures.rss_kib_per_call = load.rss_kib_per_call;
+    load.stop().await;
+    Ok(figures)
+}
+
+/// `calls` 1:1 calls through a switch, their audio flowing both ways, and
+/// the window their figures are counted in.
+struct QuicLoad {
+    sw: SwitchUnderLoad,
+    legs: Arc<Vec<(Client, u32)>>,
+    window: Arc<Window>,
+    base: Instant,
+    stop: Arc<AtomicBool>,
+    senders: Vec<tokio::task::JoinHandle<()>>,
+    /// The switch's resident memory per call once the calls are up.
+    rss_kib_per_call: f64,
+}
+
+impl QuicLoad {
+    /// Starts a switch with `calls * 2 + spare_users` users and the
+    /// admission limit `max_live_calls`, places the calls between users
+    /// `u0..u(2*calls)` and starts their audio. Users from `u(2*calls)` on
+    /// are left for the caller to connect.
+    async fn start(
+        opts: &LoadOptions,
+        calls: usize,
+        spare_users: usize,
+        max_live_calls: usize,
+    ) -> Result<QuicLoad, LoadError> {
+        let sw = start_switch(opts, calls * 2 + spare_users, max_live_calls).await?;
+        let rss_idle = procstat::rss_kib(sw.pid).unwrap_or(0);
+        if opts.progress {
+            eprintln!(
+                "quic: switch pid {} on {}; connecting {} clients",
+                sw.pid,
+                sw.addr,
+                calls * 2
+            );
         }
-    }
-    let rss_loaded = procstat::rss_kib(sw.pid).unwrap_or(0);
-    let base = Instant::now();
-    let window = Arc::new(Window::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    // Receivers: one task per leg.
-    for (client, _) in &legs {
-        let client = client.clone();
-        let window = window.clone();
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            while !stop.load(Relaxed) {
-                let Ok(d) = client.connection().read_datagram().await else {
-                    return;
-                };
-                if d.len() < 12 + 8 {
-                    continue;
-                }
-                let sent_ns = u64::from_le_bytes(d[12..20].try_into().expect("8 bytes"));
-                if window.in_window(sent_ns) {
-                    window.received.fetch_add(1, Relaxed);
-                    let lat = stamp(base).saturating_sub(sent_ns) / 1000;
-                    window.latencies.lock().expect("latencies").push(lat);
-                }
+        let mut clients = connect_users(&sw, 0..calls * 2).await?;
+        // Place the calls: u(2i) calls u(2i+1).
+        let mut legs = Vec::new();
+        for i in 0..calls {
+            let (callee, mut callee_events) = clients.pop().expect("callee");
+            let (caller, mut caller_events) = clients.pop().expect("caller");
+            // Popping from the end: the callee is u(2k+1), the caller u(2k).
+            let callee_name = format!("u{}", clients.len() + 1);
+            let call_id = caller.dial(&[callee_name.as_str()], None).await?;
+            callee_events
+                .wait_for("incoming", Duration::from_secs(20), |m| {
+                    matches!(m, ServerMessage::Incoming { .. })
+                })
+                .await?;
+            callee.answer(call_id).await?;
+            let chan = |m: ServerMessage| match m {
+                ServerMessage::Media { channel, .. } => channel,
+                _ => 0,
+            };
+            let is_media = |m: &ServerMessage| matches!(m, ServerMessage::Media { peers, .. } if !peers.is_empty());
+            let a = chan(
+                caller_events
+                    .wait_for("media", Duration::from_secs(20), is_media)
+                    .await?,
+            );
+            let b = chan(
+                callee_events
+                    .wait_for("media", Duration::from_secs(20), is_media)
+                    .await?,
+            );
+            legs.push((caller, a));
+            legs.push((callee, b));
+            if opts.progress && (i + 1) % 500 == 0 {
+                eprintln!("quic: {} calls up", i + 1);
             }
-        });
-    }
-    // Senders: 20 shards, each ticking every 20 ms, offset by 1 ms, so the
-    // load is spread over the period as independent phones would be.
-    let shards = 20.min(legs.len());
-    let legs = Arc::new(legs);
-    let mut senders = Vec::new();
-    for s in 0..shards {
-        let legs = legs.clone();
-        let window = window.clone();
-        let stop = stop.clone();
-        senders.push(tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(s as u64)).await;
-            let mut tick = tokio::time::interval(Duration::from_millis(1000 / RATE));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-            let mut seq = 0u32;
-            while !stop.load(Relaxed) {
-                tick.tick().await;
-                seq = seq.wrapping_add(1);
-                for (client, channel) in legs.iter().skip(s).step_by(shards) {
-                    let now = stamp(base);
-                    let mut payload = vec![0u8; PAYLOAD];
-                    payload[..8].copy_from_slice(&now.to_le_bytes());
-                    let frame = MediaFrame {
-                        channel: *channel,
-                        seq,
-                        timestamp: seq.wrapping_mul(160),
-                        payload: Bytes::from(payload),
+        }
+        let rss_loaded = procstat::rss_kib(sw.pid).unwrap_or(0);
+        let base = Instant::now();
+        let window = Arc::new(Window::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        // Receivers: one task per leg.
+        for (client, _) in &legs {
+            let client = client.clone();
+            let window = window.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                while !stop.load(Relaxed) {
+                    let Ok(d) = client.connection().read_datagram().await else {
+                        return;
                     };
-                    if client.send_frame(&frame).is_ok() && window.in_window(now) {
-                        window.sent.fetch_add(1, Relaxed);
+                    if d.len() < 12 + 8 {
+                        continue;
+                    }
+                    let sent_ns = u64::from_le_bytes(d[12..20].try_into().expect("8 bytes"));
+                    if window.in_window(sent_ns) {
+                        window.received.fetch_add(1, Relaxed);
+                        let lat = stamp(base).saturating_sub(sent_ns) / 1000;
+                        window.latencies.lock().expect("latencies").push(lat);
                     }
                 }
-            }
-        }));
+            });
+        }
+        // Senders: 20 shards, each ticking every 20 ms, offset by 1 ms, so the
+        // load is spread over the period as independent phones would be.
+        let shards = 20.min(legs.len());
+        let legs = Arc::new(legs);
+        let mut senders = Vec::new();
+        for s in 0..shards {
+            let legs = legs.clone();
+            let window = window.clone();
+            let stop = stop.clone();
+            senders.push(tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(s as u64)).await;
+                let mut tick = tokio::time::interval(Duration::from_millis(1000 / RATE));
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                let mut seq = 0u32;
+                while !stop.load(Relaxed) {
+                    tick.tick().await;
+                    seq = seq.wrapping_add(1);
+                    for (client, channel) in legs.iter().skip(s).step_by(shards) {
+                        let now = stamp(base);
+                        let mut payload = vec![0u8; PAYLOAD];
+                        payload[..8].copy_from_slice(&now.to_le_bytes());
+                        let frame = MediaFrame {
+                            channel: *channel,
+                            seq,
+                            timestamp: seq.wrapping_mul(160),
+                            payload: Bytes::from(payload),
+                        };
+                        if client.send_frame(&frame).is_ok() && window.in_window(now) {
+                            window.sent.fetch_add(1, Relaxed);
+                        }
+                    }
+                }
+            }));
+        }
+        Ok(QuicLoad {
+            sw,
+            legs,
+            window,
+            base,
+            stop,
+            senders,
+            rss_kib_per_call: rss_loaded.saturating_sub(rss_idle) as f64 / calls as f64,
+        })
     }
-    let figures = measure(opts, &window, base, sw.pid, "quic", calls).await;
-    stop.store(true, Relaxed);
-    for s in senders {
-        let _ = s.await;
+
+    /// Stops the audio and closes the clients.
+    async fn stop(self) {
+        self.stop.store(true, Relaxed);
+        for s in self.senders {
+            let _ = s.await;
+        }
+        for (client, _) in self.legs.iter() {
+            client.connection().close(0u32.into(), b"done");
+        }
     }
-    let mut figures = figures;
-    figures.rss_kib_per_call = rss_loaded.saturating_sub(rss_idle) as f64 / calls as f64;
-    for (client, _) in legs.iter() {
-        client.connection().close(0u32.into(), b"done");
-    }
-    Ok(figures)
 }
 
 /// Opens the window after the warm-up, closes it after the duration, and
@@ -570,8 +635,8 @@ pub async fn run_udp(opts: &LoadOptions) -> Result<RelayFigures, LoadError> {
 /// it is answered.
 pub async fn run_setup(opts: &LoadOptions, callers: usize) -> Result<SetupFigures, LoadError> {
     let callers = callers.clamp(1, MAX_CALLS);
-    let sw = start_switch(opts, callers * 2).await?;
-    let mut clients = connect_users(&sw, callers * 2).await?;
+    let sw = start_switch(opts, callers * 2, 0).await?;
+    let mut clients = connect_users(&sw, 0..callers * 2).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));

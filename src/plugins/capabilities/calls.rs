@@ -32,6 +32,21 @@ impl Host for PluginState {
             .collect()
     }
 
+    async fn count_calls(&mut self, user: Option<String>) -> u32 {
+        let calls = self.host.calls.read().expect("calls view");
+        let count = match user {
+            None => calls.len(),
+            Some(user) => match Uuid::parse_str(&user) {
+                Ok(user) => calls
+                    .values()
+                    .filter(|c| c.parties.iter().any(|p| p.user.id == user))
+                    .count(),
+                Err(_) => 0,
+            },
+        };
+        u32::try_from(count).unwrap_or(u32::MAX)
+    }
+
     async fn find_user(&mut self, target: String) -> Option<Identity> {
         self.host
             .directory
