@@ -206,6 +206,7 @@ impl AdapterLinks {
             while let Some(out) = outbox.recv().await {
                 match out {
                     Outbound::Message(message) => {
+                        let message = *message;
                         if let Some(req) = message.req() {
                             let waiting = entry.pending.lock().expect("pending").remove(&req);
                             if let Some(tx) = waiting {

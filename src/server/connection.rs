@@ -82,8 +82,9 @@ async fn read_loop(
     driver: &mpsc::Sender<Input>,
     outbox: &mpsc::Sender<Outbound>,
 ) {
-    let reply =
-        |req, code, message: String| Outbound::Message(ServerMessage::Error { req, code, message });
+    let reply = |req, code, message: String| {
+        Outbound::Message(Box::new(ServerMessage::Error { req, code, message }))
+    };
     loop {
         let mut header = [0u8; FRAME_HEADER_LEN];
         if recv.read_exact(&mut header).await.is_err() {

@@ -267,7 +267,7 @@ impl Driver {
 
     fn reply_now(&self, device: DeviceId, reply: ServerMessage) {
         if let Some(d) = self.devices.get(&device) {
-            let _ = d.outbox.try_send(super::Outbound::Message(reply));
+            let _ = d.outbox.try_send(super::Outbound::Message(Box::new(reply)));
         }
     }
 
