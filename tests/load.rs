@@ -46,7 +46,7 @@ async fn setup_smoke_completes_calls_with_a_plugin() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_smoke_refuses_new_calls_and_keeps_the_calls_in_progress() {
     let opts = options();
-    let f = run_overload(&opts, 2).await.unwrap();
+    let f = run_overload(&opts, 2, 0).await.unwrap();
     println!("{}", relay_table(&[f.quiet.clone(), f.pressed.clone()]));
     println!("{f:?}");
     // Every dial beyond the limit is refused as overloaded...

@@ -106,6 +106,10 @@ pub struct LoadArgs {
     /// Concurrent 1:1 calls (relay mode), at most 5000.
     #[arg(long, default_value_t = 100)]
     pub calls: usize,
+    /// Dials per second of all `--callers` together (overload mode; 0:
+    /// each dials again as soon as it is answered).
+    #[arg(long, default_value_t = 0)]
+    pub dial_rate: u32,
     /// Concurrent callers (setup mode), or dialers (overload mode).
     #[arg(long, default_value_t = 20)]
     pub callers: usize,
@@ -216,14 +220,14 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
             }
         }
         "overload" => {
-            let f = run_overload(&opts, args.callers).await?;
+            let f = run_overload(&opts, args.callers, args.dial_rate).await?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&f)?);
             } else {
                 print!("{}", relay_table(&[f.quiet.clone(), f.pressed.clone()]));
                 println!(
-                    "dialers {}  refused {} ({:.0}/s)  admitted {}  other errors {}",
-                    f.dialers, f.refused, f.refused_per_s, f.admitted, f.other_errors
+                    "dialers {}  dial rate {}  refused {} ({:.0}/s)  admitted {}  other errors {}",
+                    f.dialers, f.dial_rate, f.refused, f.refused_per_s, f.admitted, f.other_errors
                 );
             }
         }

@@ -21,6 +21,9 @@ pub struct OverloadFigures {
     pub calls: usize,
     /// Clients dialling during the pressed window.
     pub dialers: usize,
+    /// Dials per second they aimed at in all (0: each as fast as it is
+    /// answered).
+    pub dial_rate: u32,
     /// The calls' audio with nobody dialling.
     pub quiet: RelayFigures,
     /// The same calls' audio while the dialers were refused.
@@ -35,10 +38,12 @@ pub struct OverloadFigures {
 }
 
 /// Runs `opts.calls` calls at the admission limit, measures them, then
-/// measures them again while `dialers` clients keep dialling.
+/// measures them again while `dialers` clients keep dialling: `dial_rate`
+/// dials per second in all, or each as fast as it is answered (0).
 pub async fn run_overload(
     opts: &LoadOptions,
     dialers: usize,
+    dial_rate: u32,
 ) -> Result<OverloadFigures, LoadError> {
     let calls = opts.calls.clamp(1, MAX_CALLS);
     let dialers = dialers.clamp(1, MAX_CALLS);
@@ -51,12 +56,25 @@ pub async fn run_overload(
     let stop = Arc::new(AtomicBool::new(false));
     let counts = Arc::new(DialCounts::default());
     let mut tasks = Vec::new();
-    for (client, events) in clients {
+    // Each dialer's share of the rate, as the time between its dials.
+    let period =
+        (dial_rate > 0).then(|| Duration::from_secs_f64(dialers as f64 / dial_rate as f64));
+    for (i, (client, events)) in clients.into_iter().enumerate() {
         let (stop, counts) = (stop.clone(), counts.clone());
         tasks.push(tokio::spawn(async move {
             let _events = events;
+            let mut tick = period.map(|p| {
+                // Spread the dialers over the period.
+                let start = tokio::time::Instant::now() + p.mul_f64(i as f64 / dialers as f64);
+                let mut t = tokio::time::interval_at(start, p);
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                t
+            });
             // Dial someone in a call; the limit is checked first.
             while !stop.load(Relaxed) {
+                if let Some(t) = tick.as_mut() {
+                    t.tick().await;
+                }
                 match client.dial(&["u0"], None).await {
                     Ok(id) => {
                         counts.admitted.fetch_add(1, Relaxed);
@@ -89,6 +107,7 @@ pub async fn run_overload(
     Ok(OverloadFigures {
         calls,
         dialers,
+        dial_rate,
         quiet,
         pressed,
         refused,
