@@ -231,6 +231,11 @@ pub struct PluginConfig {
     /// Timeout of an `http-client` request that gives none (ms).
     #[serde(default = "default_http_timeout_ms")]
     pub http_timeout_ms: u64,
+    /// A PEM file of CA certificates its `http-client` trusts for
+    /// `https://` destinations, besides the system's (e.g. the operator's
+    /// own CA). Relative to the working directory.
+    #[serde(default)]
+    pub http_ca_file: Option<std::path::PathBuf>,
     /// Adapters: the path prefixes routed to the plugin, e.g. `"/api/v3/"`.
     #[serde(default)]
     pub routes: Vec<String>,

@@ -65,6 +65,27 @@ struct Backend {
 
 impl Backend {
     async fn start() -> Backend {
+        Backend::serve(None).await
+    }
+
+    /// The backend over HTTPS with a self-signed certificate for
+    /// 127.0.0.1, written as PEM to `cert_pem`.
+    async fn start_tls(cert_pem: &std::path::Path) -> Backend {
+        use tokio_rustls::rustls;
+        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        std::fs::write(cert_pem, cert.cert.pem()).unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.cert.der().clone()], key)
+            .unwrap();
+        Backend::serve(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+    }
+
+    async fn serve(tls: Option<tokio_rustls::TlsAcceptor>) -> Backend {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared::default());
@@ -75,11 +96,22 @@ impl Backend {
                     return;
                 };
                 let state = state.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| handle(req, state.clone()));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tcp), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        None => {
+                            let _ = http.serve_connection(TokioIo::new(tcp), service).await;
+                        }
+                        Some(tls) => {
+                            // A client that does not trust the certificate
+                            // gives up in the handshake.
+                            if let Ok(stream) = tls.accept(tcp).await {
+                                let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                            }
+                        }
+                    }
                 });
             }
         });
@@ -717,4 +749,81 @@ async fn hold_dtmf_and_hangup_are_put_to_the_backend_and_a_403_forbids_them() {
     assert_eq!(live.len(), 1);
     // The admin can still end it: its API is not put to hooks.
     sw.admin().await.admin_hangup(call_id).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_https_backend_is_reached_with_the_ca_of_http_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("backend.pem");
+    let backend = Backend::start_tls(&cert).await;
+    let port = backend.addr.port();
+    let https = |config: &str| {
+        table(port, port, config).replace(
+            &format!("url = \"http://127.0.0.1:{port}/rest\""),
+            &format!("url = \"https://127.0.0.1:{port}/rest\""),
+        )
+    };
+    let fail = "rest_on_error = \"FAIL\"";
+    // Trusted through http_ca_file: the backend admits alice and vets her call.
+    let sw = switch_with(https(fail).replace(
+        "deadline_ms = 1000",
+        &format!(
+            "deadline_ms = 1000\nhttp_ca_file = {:?}",
+            cert.display().to_string()
+        ),
+    ))
+    .await;
+    let (alice, _ae) = sw.connect("alice").await;
+    let (_bob, mut be) = sw.connect("bob").await;
+    let call_id = alice.dial(&["bob"], None).await.unwrap();
+    rings(&mut be, call_id, "bob rings").await;
+    let requests = backend
+        .until("connect and call over TLS", |r| {
+            r.iter().any(|r| r.method == "call") && r.iter().any(|r| r.method == "connect")
+        })
+        .await;
+    let call = requests.iter().find(|r| r.method == "call").unwrap();
+    assert_eq!(call.body["callee"], "bob", "{:?}", call.body);
+
+    // Not trusted (no http_ca_file): the TLS handshake fails, and with
+    // FAIL that failure is the client's refusal.
+    // (The first switch's call events may still be arriving.)
+    let connects = || backend.bodies("connect").len();
+    let before = connects();
+    let sw = switch_with(https(fail)).await;
+    let err = Client::connect(sw.options("alice-demo-token"))
+        .await
+        .err()
+        .expect("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("TLS") && text.contains("certificate"),
+        "{text}"
+    );
+    assert_eq!(connects(), before, "the connect never reached the backend");
+}
+
+#[tokio::test]
+async fn an_http_ca_file_without_a_certificate_fails_to_load_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("not-a-ca.pem");
+    std::fs::write(&junk, "no certificate here\n").unwrap();
+    let knobs = Knobs {
+        extra: table(9, 9, "").replace(
+            "deadline_ms = 1000",
+            &format!(
+                "deadline_ms = 1000\nhttp_ca_file = {:?}",
+                junk.display().to_string()
+            ),
+        ),
+        ..Knobs::default()
+    };
+    let err = start_in(&dir, &knobs).await.err().expect("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("rest-hooks")
+            && text.contains("http_ca_file")
+            && text.contains("not-a-ca.pem"),
+        "{text}"
+    );
 }

@@ -228,7 +228,7 @@ impl PluginHost {
             host: self.context.clone(),
             stats: self.stats_of(&name),
             port,
-            http: http_grant(c),
+            http: http_grant(c).map_err(&fail)?,
         }));
         adapter
             .warm_up()
@@ -353,7 +353,7 @@ impl PluginHost {
             kv,
             settings: Arc::new(settings(&c.config)),
             host: self.context.clone(),
-            http: http_grant(c),
+            http: http_grant(c).map_err(&fail)?,
             stats,
         });
         plugin
@@ -453,11 +453,31 @@ fn info_of(p: &PolicyPlugin) -> PluginInfo {
     }
 }
 
-fn http_grant(c: &PluginConfig) -> Arc<HttpGrant> {
-    Arc::new(HttpGrant {
+/// The plugin's `http-client` grant; an unreadable `http_ca_file`, or one
+/// with no certificate in it, is an error naming the file.
+fn http_grant(c: &PluginConfig) -> Result<Arc<HttpGrant>, String> {
+    use tokio_rustls::rustls::pki_types::{pem::PemObject, CertificateDer};
+    let extra_roots = match &c.http_ca_file {
+        None => Vec::new(),
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| format!("http_ca_file `{}`: {e}", path.display()))?;
+            if certs.is_empty() {
+                return Err(format!(
+                    "http_ca_file `{}` holds no PEM certificate",
+                    path.display()
+                ));
+            }
+            certs
+        }
+    };
+    Ok(Arc::new(HttpGrant {
         hosts: c.http_hosts.clone(),
         timeout: Duration::from_millis(c.http_timeout_ms),
-    })
+        extra_roots,
+        tls: std::sync::OnceLock::new(),
+    }))
 }
 
 fn adapter_info(a: &AdapterPlugin) -> PluginInfo {

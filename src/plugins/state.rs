@@ -109,6 +109,12 @@ pub struct CallBudget {
 pub struct HttpGrant {
     pub hosts: Vec<String>,
     pub timeout: Duration,
+    /// Certificates trusted for `https://` besides the system's
+    /// (`http_ca_file`).
+    pub extra_roots: Vec<tokio_rustls::rustls::pki_types::CertificateDer<'static>>,
+    /// The TLS client configuration, made on the first `https://` request
+    /// (reading the system's certificates takes a while).
+    pub tls: std::sync::OnceLock<Arc<tokio_rustls::rustls::ClientConfig>>,
 }
 
 /// What a fresh store of one plugin is made from.

@@ -79,8 +79,13 @@ impl Settings {
         let url = get("url")
             .ok_or("`url` is not set (the backend's base URL, e.g. http://127.0.0.1:9000/rest)")?;
         let url = url.trim().trim_end_matches('/').to_string();
-        if !url.starts_with("http://") || url.len() <= "http://".len() {
-            return Err(format!("`url` must be an http:// URL, not {url:?}"));
+        let rest = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"));
+        if rest.is_none_or(str::is_empty) {
+            return Err(format!(
+                "`url` must be an http:// or https:// URL, not {url:?}"
+            ));
         }
         let text = |key: &str, default: &str| -> Result<String, String> {
             match get(key) {

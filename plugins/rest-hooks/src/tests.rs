@@ -218,11 +218,12 @@ fn settings_have_wcs_defaults_and_refuse_bad_values() {
     assert!(bad("timeout_ms", "soon").contains("timeout_ms"));
     assert!(bad("rest_on_error", "PANIC").contains("rest_on_error"));
     assert!(bad("app_key", " ").contains("app_key"));
-    assert!(
-        Settings::parse(|k| (k == "url").then(|| "https://h/rest".into()))
-            .unwrap_err()
-            .contains("http://")
-    );
+    let url = |u: &'static str| Settings::parse(move |k| (k == "url").then(|| u.into()));
+    assert_eq!(url("https://h/rest").unwrap().url, "https://h/rest");
+    for wrong in ["ftp://h/rest", "https://", "h/rest"] {
+        let e = url(wrong).unwrap_err();
+        assert!(e.contains("http:// or https://"), "{wrong}: {e}");
+    }
 }
 
 #[test]
