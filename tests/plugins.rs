@@ -99,12 +99,12 @@ async fn allowlist_decides_who_may_call_whom() {
     assert_eq!(record.end_reason, EndReason::Denied);
     assert_eq!(
         policy_notes(&sw, denied).await,
-        [note("allowlist", "on-dial", "deny")]
+        [note("allowlist", "vet-dial", "deny")]
     );
     assert_eq!(
         policy_notes(&sw, call_id).await,
         [
-            note("allowlist", "on-dial", "allow"),
+            note("allowlist", "vet-dial", "allow"),
             note("allowlist", "on-answer", "allow")
         ]
     );
@@ -141,7 +141,7 @@ async fn max_calls_answers_busy_beyond_the_limit() {
     expect_quiet(&mut ce, 200).await;
     assert_eq!(
         policy_notes(&sw, second).await,
-        [note("max-calls", "on-dial", "busy")]
+        [note("max-calls", "vet-dial", "busy")]
     );
 }
 
@@ -236,7 +236,7 @@ async fn business_hours_redirects_when_closed_and_the_chain_composes() {
         notes,
         [
             note("hours", "on-dial", "redirect"),
-            note("allowlist", "on-dial", "allow")
+            note("allowlist", "vet-dial", "allow")
         ]
     );
 }
@@ -276,6 +276,35 @@ async fn dial_through_fault(
 }
 
 #[tokio::test]
+async fn a_plugin_that_exports_vet_dial_is_asked_that_instead_of_on_dial() {
+    // faulty denies in `vet-dial` alone: the switch must call that export.
+    let sw = with_plugins(faulty("deny", "vet-dial", "allow", "")).await;
+    let err = dial_through_fault(&sw).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::Denied));
+    assert!(err.to_string().contains("faulty says no"), "{err}");
+    let info = sw.admin().await.list_plugins().await.unwrap();
+    assert!(info[0].hooks.contains(&"vet-dial".to_string()), "{info:?}");
+    assert!(!info[0].hooks.contains(&"on-dial".to_string()), "{info:?}");
+
+    // A plugin without it (business-hours, always open) is still asked
+    // `on-dial`.
+    let sw = with_plugins(plugin(
+        "hours",
+        "builtin:business-hours",
+        "\"config\", \"clock\"",
+        "[plugin.config]\nopen = \"00:00\"\nclose = \"24:00\"\ndays = \"*\"\n",
+    ))
+    .await;
+    let call_id = dial_through_fault(&sw).await.unwrap();
+    assert_eq!(
+        policy_notes(&sw, call_id).await,
+        [note("hours", "on-dial", "allow")]
+    );
+    let info = sw.admin().await.list_plugins().await.unwrap();
+    assert!(info[0].hooks.contains(&"on-dial".to_string()), "{info:?}");
+}
+
+#[tokio::test]
 async fn a_trapping_plugin_fails_closed_or_open_as_configured() {
     let sw = with_plugins(faulty("trap", "on-dial", "deny", "")).await;
     let err = dial_through_fault(&sw).await.unwrap_err();
@@ -292,7 +321,7 @@ async fn a_trapping_plugin_fails_closed_or_open_as_configured() {
     // (The call ended when the test's clients left; its record tells.)
     assert_eq!(
         policy_notes(&sw, call_id).await,
-        [note("faulty", "on-dial", "failed-open")]
+        [note("faulty", "vet-dial", "failed-open")]
     );
     // A failed instance is replaced by a fresh one for the next call.
     let (alice, _) = sw.connect("alice").await;

@@ -92,7 +92,7 @@ fn valid_targets(dir: &Directory, targets: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// Runs `on-dial` through the chain.
+/// Runs `on-dial` (or `vet-dial`) through the chain.
 #[allow(clippy::too_many_arguments)]
 pub async fn decide_dial(
     chain: &[std::sync::Arc<PolicyPlugin>],
@@ -104,51 +104,57 @@ pub async fn decide_dial(
     now_ms: u64,
     notes: &mut Vec<PolicyNote>,
 ) -> DialDecision {
-    const HOOK: &str = "on-dial";
     let mut targets = targets;
     let caller_id = convert::identity(caller, device);
     for plugin in chain {
-        let call = convert::proposed_call(dir, call_id, caller, targets.len() > 1, now_ms);
         let identities: Vec<Identity> = targets
             .iter()
             .filter_map(|t| dir.resolve(t))
             .map(|u| convert::identity(u, None))
             .collect();
-        let verdict = plugin
-            .on_dial(call_id, &call, &caller_id, &identities)
-            .await;
+        // A plugin that exports `vet-dial` gets that, without the call-info.
+        let (hook, verdict) = if plugin.vetting {
+            let verdict = plugin.vet_dial(call_id, &caller_id, &identities).await;
+            ("vet-dial", verdict)
+        } else {
+            let call = convert::proposed_call(dir, call_id, caller, targets.len() > 1, now_ms);
+            let verdict = plugin
+                .on_dial(call_id, &call, &caller_id, &identities)
+                .await;
+            ("on-dial", verdict)
+        };
         let verdict = match verdict {
             Ok(DialVerdict::Redirect(list)) | Ok(DialVerdict::RingAlso(list))
                 if valid_targets(dir, &list).is_err() =>
             {
                 let why = valid_targets(dir, &list).unwrap_err();
-                plugin.count_invalid(HOOK, Some(call_id), &why);
+                plugin.count_invalid(hook, Some(call_id), &why);
                 Err(HookFailure::Invalid(why))
             }
             other => other,
         };
         match verdict {
-            Ok(DialVerdict::Allow) => notes.push(note(plugin, HOOK, "allow", None)),
+            Ok(DialVerdict::Allow) => notes.push(note(plugin, hook, "allow", None)),
             Ok(DialVerdict::Deny(reason)) => {
-                notes.push(note(plugin, HOOK, "deny", Some(reason.clone())));
+                notes.push(note(plugin, hook, "deny", Some(reason.clone())));
                 return DialDecision::Deny {
                     plugin: plugin.name.clone(),
                     reason,
                 };
             }
             Ok(DialVerdict::Busy(reason)) => {
-                notes.push(note(plugin, HOOK, "busy", Some(reason.clone())));
+                notes.push(note(plugin, hook, "busy", Some(reason.clone())));
                 return DialDecision::Busy {
                     plugin: plugin.name.clone(),
                     reason,
                 };
             }
             Ok(DialVerdict::Redirect(list)) => {
-                notes.push(note(plugin, HOOK, "redirect", Some(list.join(","))));
+                notes.push(note(plugin, hook, "redirect", Some(list.join(","))));
                 targets = list;
             }
             Ok(DialVerdict::RingAlso(list)) => {
-                notes.push(note(plugin, HOOK, "ring-also", Some(list.join(","))));
+                notes.push(note(plugin, hook, "ring-also", Some(list.join(","))));
                 for t in list {
                     if !targets.contains(&t) {
                         targets.push(t);
@@ -156,7 +162,7 @@ pub async fn decide_dial(
                 }
             }
             Err(failure) => {
-                if let Some(r) = on_failure(plugin, HOOK, &failure, notes) {
+                if let Some(r) = on_failure(plugin, hook, &failure, notes) {
                     return DialDecision::Deny {
                         plugin: r.plugin,
                         reason: r.reason,

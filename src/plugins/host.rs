@@ -339,6 +339,10 @@ impl PluginHost {
             .component_type()
             .exports(&self.engine)
             .any(|(name, _)| name == super::policy::ACTIONS_INTERFACE);
+        let vetting = component
+            .component_type()
+            .exports(&self.engine)
+            .any(|(name, _)| name == super::policy::VETTING_INTERFACE);
         let plugin = PolicyPlugin::new(PolicyParts {
             name: name.clone(),
             path: c.path.clone(),
@@ -348,6 +352,7 @@ impl PluginHost {
             memory_mb: c.memory_mb,
             events: c.events,
             actions,
+            vetting,
             imports,
             pre,
             kv,
@@ -433,14 +438,16 @@ fn info_of(p: &PolicyPlugin) -> PluginInfo {
         imports: p.imports.iter().cloned().collect(),
         hooks: [
             "on-connect",
-            "on-dial",
+            if p.vetting { "vet-dial" } else { "on-dial" },
             "on-answer",
             "on-transfer",
             "on-message",
             "on-event",
+            "on-action",
         ]
         .into_iter()
         .filter(|h| p.events || *h != "on-event")
+        .filter(|h| p.actions || *h != "on-action")
         .map(String::from)
         .collect(),
         on_error: format!("{:?}", p.on_error).to_lowercase(),

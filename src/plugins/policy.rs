@@ -82,10 +82,20 @@ type OnAction = wasmtime::component::TypedFunc<(CallInfo, Identity, CallAction),
 /// The export name of the `actions` interface.
 pub const ACTIONS_INTERFACE: &str = "callswitch:plugin/actions@0.1.0";
 
+/// The optional `vet-dial` export (world `policy-vetting`), called by
+/// reference so that its arguments are lowered without a copy on the host.
+type VetDial<'a> =
+    wasmtime::component::TypedFunc<(&'a str, &'a Identity, &'a [Identity]), (DialVerdict,)>;
+
+/// The export name of the `vetting` interface.
+pub const VETTING_INTERFACE: &str = "callswitch:plugin/vetting@0.1.0";
+
 struct Warm {
     store: Store<PluginState>,
     policy: Policy,
     on_action: Option<OnAction>,
+    /// `vet-dial`, type-checked when the instance was made.
+    vet_dial: Option<wasmtime::component::Func>,
 }
 
 /// Everything needed to make instances of one plugin version.
@@ -101,6 +111,9 @@ pub struct PolicyPlugin {
     pub events: bool,
     /// Whether it exports `on-action` (world `policy-actions`).
     pub actions: bool,
+    /// Whether it exports `vet-dial` (world `policy-vetting`), called in
+    /// place of `on-dial`.
+    pub vetting: bool,
     /// The callswitch interfaces it imports.
     pub imports: BTreeSet<String>,
     pub stats: Arc<PluginStats>,
@@ -122,6 +135,7 @@ pub struct PolicyParts {
     pub memory_mb: u64,
     pub events: bool,
     pub actions: bool,
+    pub vetting: bool,
     pub imports: BTreeSet<String>,
     pub pre: PolicyPre<PluginState>,
     pub kv: KvSpace,
@@ -175,6 +189,7 @@ impl PolicyPlugin {
             memory_mb: p.memory_mb,
             events: p.events,
             actions: p.actions,
+            vetting: p.vetting,
             imports: p.imports,
             stats: p.stats,
             pre: p.pre,
@@ -237,11 +252,29 @@ impl PolicyPlugin {
             } else {
                 None
             };
+            let vet_dial = if self.vetting {
+                let iface = instance
+                    .get_export_index(&mut store, None, VETTING_INTERFACE)
+                    .ok_or_else(|| HookFailure::Instantiate("no vetting export".into()))?;
+                let func = instance
+                    .get_export_index(&mut store, Some(&iface), "vet-dial")
+                    .ok_or_else(|| HookFailure::Instantiate("no vet-dial export".into()))?;
+                // Checks the signature once; calls then skip the check.
+                let typed = instance
+                    .get_typed_func::<(String, Identity, Vec<Identity>), (DialVerdict,)>(
+                        &mut store, &func,
+                    )
+                    .map_err(instantiate)?;
+                Some(*typed.func())
+            } else {
+                None
+            };
             self.stats.instantiations.fetch_add(1, Relaxed);
             *slot = Some(Warm {
                 store,
                 policy,
                 on_action,
+                vet_dial,
             });
         }
         Ok(slot.as_mut().expect("just made"))
@@ -262,6 +295,8 @@ impl PolicyPlugin {
             .call_on_connect(s, client))
     }
 
+    /// `on-dial` (the switch calls `vet_dial` instead when the plugin
+    /// exports it).
     pub async fn on_dial(
         &self,
         call_id: Uuid,
@@ -271,6 +306,36 @@ impl PolicyPlugin {
     ) -> Result<DialVerdict, HookFailure> {
         hook!(self, "on-dial", Some(call_id), |p, s| p
             .call_on_dial(s, call, caller, targets))
+    }
+
+    /// `vet-dial`, for a plugin with `vetting`; the arguments are lowered
+    /// into the guest straight from these references.
+    pub async fn vet_dial(
+        &self,
+        call_id: Uuid,
+        caller: &Identity,
+        targets: &[Identity],
+    ) -> Result<DialVerdict, HookFailure> {
+        let id = call_id.to_string();
+        hook!(
+            self,
+            "vet-dial",
+            Some(call_id),
+            warm | w | {
+                let func = w
+                    .vet_dial
+                    .ok_or_else(|| wasmtime::Error::msg("the plugin does not export `vet-dial`"));
+                async {
+                    // SAFETY: the signature was checked at instantiation,
+                    // with the owned forms of these argument types.
+                    let typed = unsafe { VetDial::new_unchecked(func?) };
+                    typed
+                        .call_async(&mut w.store, (id.as_str(), caller, targets))
+                        .await
+                        .map(|(verdict,)| verdict)
+                }
+            }
+        )
     }
 
     pub async fn on_answer(

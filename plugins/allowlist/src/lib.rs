@@ -15,12 +15,15 @@
 //!   that no rule matches.
 //!
 //! `on-dial` denies the call, naming the caller and the first callee that is
-//! not allowed; every other hook allows. A malformed setting makes the hook
+//! not allowed; every other hook allows. It also exports `vet-dial` (world
+//! `policy-vetting`), the same decision without the `call-info`, which the
+//! switch calls instead of `on-dial` at about half the cost
+//! (docs/BENCHMARKS.md). A malformed setting makes the hook
 //! trap, so the operator's `on_error` setting applies.
 
 use std::sync::OnceLock;
 
-wit_bindgen::generate!({ path: "../../wit", world: "policy" });
+wit_bindgen::generate!({ path: "../../wit", world: "policy-vetting" });
 
 use callswitch::plugin::config;
 
@@ -126,14 +129,7 @@ impl Guest for Plugin {
     }
 
     fn on_dial(_call: CallInfo, caller: Identity, targets: Vec<Identity>) -> DialVerdict {
-        let list = Allowlist::get();
-        match targets.iter().find(|t| !list.allows(&caller, t)) {
-            Some(callee) => DialVerdict::Deny(format!(
-                "allowlist: {} is not allowed to call {}",
-                caller.name, callee.name
-            )),
-            None => DialVerdict::Allow,
-        }
+        decide(&caller, &targets)
     }
 
     fn on_answer(_call: CallInfo, _answerer: Identity) -> Verdict {
@@ -149,6 +145,24 @@ impl Guest for Plugin {
     }
 
     fn on_event(_call: CallInfo, _event: CallEvent) {}
+}
+
+impl exports::callswitch::plugin::vetting::Guest for Plugin {
+    fn vet_dial(_call_id: String, caller: Identity, targets: Vec<Identity>) -> DialVerdict {
+        decide(&caller, &targets)
+    }
+}
+
+/// Denies, naming the first target `caller` may not call.
+fn decide(caller: &Identity, targets: &[Identity]) -> DialVerdict {
+    let list = Allowlist::get();
+    match targets.iter().find(|t| !list.allows(caller, t)) {
+        Some(callee) => DialVerdict::Deny(format!(
+            "allowlist: {} is not allowed to call {}",
+            caller.name, callee.name
+        )),
+        None => DialVerdict::Allow,
+    }
 }
 
 export!(Plugin);

@@ -6,7 +6,8 @@
 //!
 //! Settings:
 //! - `hook`: which hook misbehaves: `on-connect`, `on-dial` (the default),
-//!   `on-answer`, `on-transfer`, `on-message`, `on-event`, or `any` for all.
+//!   `vet-dial`, `on-answer`, `on-transfer`, `on-message`, `on-event`, or
+//!   `any` for all.
 //! - `mode`: what that hook does:
 //!   - `ok` (the default): behaves, like every other hook;
 //!   - `trap`: panics, which traps (`unreachable`) after printing a message
@@ -20,11 +21,16 @@
 //!     (`on-event` cannot deny and just returns).
 //!
 //! Behaving hooks answer `admit(none)` / `allow`.
+//!
+//! It exports `vet-dial` (world `policy-vetting`), so the switch calls that
+//! instead of `on-dial`: `vet-dial` does what `hook = "vet-dial"` says and
+//! then what `on-dial` would, so a test configured for either sees it, and
+//! one configured for `vet-dial` alone shows which export the switch calls.
 
 use std::hint::black_box;
 use std::sync::OnceLock;
 
-wit_bindgen::generate!({ path: "../../wit", world: "policy" });
+wit_bindgen::generate!({ path: "../../wit", world: "policy-vetting" });
 
 use callswitch::plugin::config;
 
@@ -97,11 +103,7 @@ impl Guest for Plugin {
     }
 
     fn on_dial(_call: CallInfo, _caller: Identity, _targets: Vec<Identity>) -> DialVerdict {
-        match mode("on-dial") {
-            Mode::Deny => DialVerdict::Deny(REASON.into()),
-            Mode::Invalid => DialVerdict::Redirect(Vec::new()),
-            _ => DialVerdict::Allow,
-        }
+        dial_verdict(mode("on-dial"))
     }
 
     fn on_answer(_call: CallInfo, _answerer: Identity) -> Verdict {
@@ -118,6 +120,23 @@ impl Guest for Plugin {
 
     fn on_event(_call: CallInfo, _event: CallEvent) {
         mode("on-event");
+    }
+}
+
+impl exports::callswitch::plugin::vetting::Guest for Plugin {
+    fn vet_dial(_call_id: String, _caller: Identity, _targets: Vec<Identity>) -> DialVerdict {
+        match mode("vet-dial") {
+            Mode::Ok => dial_verdict(mode("on-dial")),
+            misbehaving => dial_verdict(misbehaving),
+        }
+    }
+}
+
+fn dial_verdict(mode: Mode) -> DialVerdict {
+    match mode {
+        Mode::Deny => DialVerdict::Deny(REASON.into()),
+        Mode::Invalid => DialVerdict::Redirect(Vec::new()),
+        _ => DialVerdict::Allow,
     }
 }
 

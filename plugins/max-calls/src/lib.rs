@@ -13,12 +13,14 @@
 //! `calls.count-calls`, which copies no call into the plugin, so a check
 //! costs the same with 10 or 10,000 calls live.
 //!
-//! Every hook other than `on-dial` allows. A malformed setting makes the
+//! It exports `vet-dial` (world `policy-vetting`), the same decision
+//! without the `call-info`, which the switch calls instead of `on-dial`.
+//! Every other hook allows. A malformed setting makes the
 //! hook trap, so the operator's `on_error` setting applies.
 
 use std::sync::OnceLock;
 
-wit_bindgen::generate!({ path: "../../wit", world: "policy" });
+wit_bindgen::generate!({ path: "../../wit", world: "policy-vetting" });
 
 use callswitch::plugin::{calls, config};
 
@@ -55,26 +57,7 @@ impl Guest for Plugin {
     }
 
     fn on_dial(_call: CallInfo, caller: Identity, _targets: Vec<Identity>) -> DialVerdict {
-        let limits = Limits::get();
-        if limits.per_user > 0 {
-            let mine = calls::count_calls(Some(&caller.id)) as usize;
-            if mine >= limits.per_user {
-                return DialVerdict::Busy(format!(
-                    "call limit reached: {} is already in {mine} calls (limit {} per user)",
-                    caller.name, limits.per_user
-                ));
-            }
-        }
-        if limits.total > 0 {
-            let all = calls::count_calls(None) as usize;
-            if all >= limits.total {
-                return DialVerdict::Busy(format!(
-                    "call limit reached: the switch is carrying {all} calls (limit {} in total)",
-                    limits.total
-                ));
-            }
-        }
-        DialVerdict::Allow
+        decide(&caller)
     }
 
     fn on_answer(_call: CallInfo, _answerer: Identity) -> Verdict {
@@ -90,6 +73,37 @@ impl Guest for Plugin {
     }
 
     fn on_event(_call: CallInfo, _event: CallEvent) {}
+}
+
+impl exports::callswitch::plugin::vetting::Guest for Plugin {
+    fn vet_dial(_call_id: String, caller: Identity, _targets: Vec<Identity>) -> DialVerdict {
+        decide(&caller)
+    }
+}
+
+/// Busy when a limit is reached, counting the live calls without copying
+/// them (`calls.count-calls`).
+fn decide(caller: &Identity) -> DialVerdict {
+    let limits = Limits::get();
+    if limits.per_user > 0 {
+        let mine = calls::count_calls(Some(&caller.id)) as usize;
+        if mine >= limits.per_user {
+            return DialVerdict::Busy(format!(
+                "call limit reached: {} is already in {mine} calls (limit {} per user)",
+                caller.name, limits.per_user
+            ));
+        }
+    }
+    if limits.total > 0 {
+        let all = calls::count_calls(None) as usize;
+        if all >= limits.total {
+            return DialVerdict::Busy(format!(
+                "call limit reached: the switch is carrying {all} calls (limit {} in total)",
+                limits.total
+            ));
+        }
+    }
+    DialVerdict::Allow
 }
 
 export!(Plugin);
