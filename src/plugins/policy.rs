@@ -90,6 +90,22 @@ type VetDial<'a> =
 /// The export name of the `vetting` interface.
 pub const VETTING_INTERFACE: &str = "callswitch:plugin/vetting@0.1.0";
 
+/// The export index of function `func` of the exported interface `iface`.
+fn interface_func(
+    instance: &wasmtime::component::Instance,
+    store: &mut Store<PluginState>,
+    iface: &str,
+    func: &str,
+) -> Result<wasmtime::component::ComponentExportIndex, HookFailure> {
+    let missing = |what: &str| HookFailure::Instantiate(format!("no `{what}` export"));
+    let index = instance
+        .get_export_index(&mut *store, None, iface)
+        .ok_or_else(|| missing(iface))?;
+    instance
+        .get_export_index(&mut *store, Some(&index), func)
+        .ok_or_else(|| missing(func))
+}
+
 struct Warm {
     store: Store<PluginState>,
     policy: Policy,
@@ -236,12 +252,7 @@ impl PolicyPlugin {
                 .map_err(instantiate)?;
             let policy = Policy::new(&mut store, &instance).map_err(instantiate)?;
             let on_action = if self.actions {
-                let iface = instance
-                    .get_export_index(&mut store, None, ACTIONS_INTERFACE)
-                    .ok_or_else(|| HookFailure::Instantiate("no actions export".into()))?;
-                let func = instance
-                    .get_export_index(&mut store, Some(&iface), "on-action")
-                    .ok_or_else(|| HookFailure::Instantiate("no on-action export".into()))?;
+                let func = interface_func(&instance, &mut store, ACTIONS_INTERFACE, "on-action")?;
                 Some(
                     instance
                         .get_typed_func::<(CallInfo, Identity, CallAction), (Verdict,)>(
@@ -253,12 +264,7 @@ impl PolicyPlugin {
                 None
             };
             let vet_dial = if self.vetting {
-                let iface = instance
-                    .get_export_index(&mut store, None, VETTING_INTERFACE)
-                    .ok_or_else(|| HookFailure::Instantiate("no vetting export".into()))?;
-                let func = instance
-                    .get_export_index(&mut store, Some(&iface), "vet-dial")
-                    .ok_or_else(|| HookFailure::Instantiate("no vet-dial export".into()))?;
+                let func = interface_func(&instance, &mut store, VETTING_INTERFACE, "vet-dial")?;
                 // Checks the signature once; calls then skip the check.
                 let typed = instance
                     .get_typed_func::<(String, Identity, Vec<Identity>), (DialVerdict,)>(
