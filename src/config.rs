@@ -118,6 +118,10 @@ pub struct IngressConfig {
     /// Serve HTTPS (TLS 1.3, ALPN h2 and http/1.1) with the switch's own
     /// certificate (the one QUIC clients pin) instead of cleartext.
     pub tls: bool,
+    /// Most device events waiting for one adapter to take them; a device
+    /// whose event finds the queue full is closed (the adapter is not
+    /// keeping up), as a QUIC client that stops reading is cut off.
+    pub max_queued_events: usize,
 }
 
 impl Default for IngressConfig {
@@ -128,6 +132,7 @@ impl Default for IngressConfig {
             max_body_bytes: 1 << 20,
             max_message_bytes: 64 << 10,
             tls: false,
+            max_queued_events: 4096,
         }
     }
 }
@@ -317,6 +322,14 @@ impl Config {
                 "calls.max_participants",
                 None,
                 "must be at least 2",
+            ));
+        }
+        if config.ingress.max_queued_events == 0 {
+            return Err(invalid(
+                text,
+                "ingress.max_queued_events",
+                None,
+                "must be at least 1",
             ));
         }
         if config.calls.ring_timeout_secs == 0 {

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use callswitch::wire::{MediaFrame, ServerMessage};
+use callswitch::wire::{ErrorCode, MediaFrame, ServerMessage};
 use common::http::{expect_json, http1, http2, next_binary, send_json, ws};
 use common::{expect, expect_media, Knobs, TestSwitch};
 use futures_util::SinkExt;
@@ -24,7 +24,7 @@ name = "probe"
 path = "builtin:adapter-probe"
 world = "adapter"
 routes = ["/probe/"]
-grants = ["log", "streams", "devices"]
+grants = ["log", "clock", "streams", "devices"]
 deadline_ms = 200
 "#
         .into(),
@@ -391,4 +391,82 @@ async fn the_ingress_serves_https_with_the_switchs_certificate() {
         .await
         .expect("an answer or an error in time")
         .is_err());
+}
+
+// On the test's one-thread runtime: the spinning adapter yields every few
+// milliseconds, so the switch goes on meanwhile.
+#[tokio::test]
+async fn a_device_whose_adapter_falls_behind_on_events_is_closed_after_its_queued_events() {
+    let mut knobs = probe_knobs();
+    knobs.extra = knobs
+        .extra
+        .replace("deadline_ms = 200", "deadline_ms = 5000");
+    knobs.max_queued_events = 4;
+    let sw = TestSwitch::start_with(knobs).await;
+    let (bob, _be) = sw.connect("bob").await;
+    let mut alice = ws(sw.http(), "/probe/ws?token=alice-demo-token", &[])
+        .await
+        .unwrap();
+    let opened = common::http::next_json(&mut alice).await;
+    assert_eq!(opened["user"], "alice", "{opened}");
+
+    // The adapter is busy for 3 s: its event pump cannot deliver.
+    let addr = sw.http();
+    let busy = tokio::spawn(async move { http1(addr, "GET", "/probe/spin/3000", &[], b"").await });
+    // Meanwhile bob sends alice messages, one event each. Once the adapter
+    // is busy, its queue (4) overflows and alice's device is closed on the
+    // switch: bob's next message finds her unavailable.
+    let mut delivered = 0;
+    let mut refused = false;
+    for seq in 0..1000 {
+        match bob.message("alice", json!({"seq": seq})).await {
+            Ok(()) => delivered += 1,
+            Err(e) => {
+                assert_eq!(e.code(), Some(ErrorCode::Unavailable), "{e}");
+                refused = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(refused, "alice was never closed ({delivered} delivered)");
+    assert_eq!(busy.await.unwrap().status, 200);
+
+    // Once free, the adapter gets the events queued before the overflow,
+    // in order, then the device's `closed` with the reason.
+    let mut seqs = Vec::new();
+    let closed = loop {
+        let v = expect_json(&mut alice, "events", |v| v.get("event").is_some()).await;
+        match v["event"]["type"].as_str() {
+            Some("message") => seqs.push(v["event"]["body"]["seq"].as_u64().unwrap()),
+            Some("closed") => break v,
+            _ => {}
+        }
+    };
+    assert!(
+        closed["event"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("event queue full"),
+        "{closed}"
+    );
+    // Nothing it was given is lost or reordered: a prefix of what bob sent
+    // (at least what the queue held), without gaps.
+    assert!(seqs.len() >= 4 && seqs.len() <= delivered, "{seqs:?}");
+    assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
+
+    // The switch counts it, and goes on serving: alice connects again.
+    let metrics = http1(sw.http(), "GET", "/metrics", &[], b"").await;
+    assert!(
+        metrics
+            .text()
+            .contains("callswitch_adapter_devices_cut_off_total 1"),
+        "{}",
+        metrics.text()
+    );
+    let mut again = ws(sw.http(), "/probe/ws?token=alice-demo-token", &[])
+        .await
+        .unwrap();
+    assert_eq!(common::http::next_json(&mut again).await["user"], "alice");
+    bob.message("alice", json!({"seq": 99})).await.unwrap();
 }

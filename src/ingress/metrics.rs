@@ -18,6 +18,8 @@ pub struct IngressCounters {
     /// Binary messages of attached streams dropped (too long for a frame,
     /// or the leg had no channel yet).
     pub media_dropped: AtomicU64,
+    /// Devices closed because their adapter's event queue was full.
+    pub devices_cut_off: AtomicU64,
     /// Requests per adapter and status code.
     pub requests: Mutex<BTreeMap<(String, u16), u64>>,
 }
@@ -72,6 +74,13 @@ pub fn render(stats: &StatsSnapshot, plugins: &[PluginInfo], ingress: &IngressCo
         "gauge",
         "Devices adapters hold open on the switch.",
         ingress.devices_open.load(Relaxed),
+    );
+    single(
+        &mut out,
+        "callswitch_adapter_devices_cut_off_total",
+        "counter",
+        "Adapter devices closed because the adapter's event queue was full.",
+        ingress.devices_cut_off.load(Relaxed),
     );
     single(
         &mut out,

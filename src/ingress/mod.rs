@@ -101,6 +101,7 @@ pub async fn start(
                 directory.clone(),
                 counters.clone(),
                 next_stream.clone(),
+                config.max_queued_events,
             );
             let adapter = host.load_adapter(&c, links.clone()).await?;
             links.start_pump(&adapter, events);

@@ -85,7 +85,7 @@ pub struct AdapterLinks {
     devices: Mutex<HashMap<u64, Arc<DeviceEntry>>>,
     next_stream: Arc<AtomicU64>,
     next_req: AtomicU64,
-    events: mpsc::UnboundedSender<(u64, String)>,
+    events: mpsc::Sender<(u64, String)>,
     adapter: OnceLock<Weak<AdapterPlugin>>,
 }
 
@@ -98,8 +98,9 @@ impl AdapterLinks {
         directory: Directory,
         counters: Arc<IngressCounters>,
         next_stream: Arc<AtomicU64>,
-    ) -> (Arc<Self>, mpsc::UnboundedReceiver<(u64, String)>) {
-        let (events, rx) = mpsc::unbounded_channel();
+        max_queued_events: usize,
+    ) -> (Arc<Self>, mpsc::Receiver<(u64, String)>) {
+        let (events, rx) = mpsc::channel(max_queued_events.max(1));
         let links = Arc::new(AdapterLinks {
             name,
             link,
@@ -119,7 +120,7 @@ impl AdapterLinks {
     pub fn start_pump(
         self: &Arc<Self>,
         adapter: &Arc<AdapterPlugin>,
-        mut rx: mpsc::UnboundedReceiver<(u64, String)>,
+        mut rx: mpsc::Receiver<(u64, String)>,
     ) {
         let _ = self.adapter.set(Arc::downgrade(adapter));
         let links = Arc::downgrade(self);
@@ -202,6 +203,9 @@ impl AdapterLinks {
 
     fn spawn_dispatcher(&self, entry: Arc<DeviceEntry>, mut outbox: mpsc::Receiver<Outbound>) {
         let events = self.events.clone();
+        let link = self.link.clone();
+        let counters = self.counters.clone();
+        let adapter = self.name.clone();
         tokio::spawn(async move {
             while let Some(out) = outbox.recv().await {
                 match out {
@@ -230,13 +234,35 @@ impl AdapterLinks {
                             _ => {}
                         }
                         let json = String::from_utf8(message.to_json()).expect("JSON is UTF-8");
-                        if events.send((entry.id, json)).is_err() {
-                            return;
+                        match events.try_send((entry.id, json)) {
+                            Ok(()) => {}
+                            Err(mpsc::error::TrySendError::Closed(_)) => return,
+                            Err(mpsc::error::TrySendError::Full(_)) => {
+                                // The adapter is not taking its events: waiting
+                                // would stall the device's replies, and dropping
+                                // events would leave the adapter wrong about its
+                                // calls. The device is closed instead, and the
+                                // adapter told so after what was queued before.
+                                counters.devices_cut_off.fetch_add(1, Relaxed);
+                                warn!(
+                                    adapter = %adapter,
+                                    device = entry.id,
+                                    "adapter's event queue is full; closing the device"
+                                );
+                                link.close_device(entry.id).await;
+                                let closed = serde_json::json!({
+                                    "type": "closed",
+                                    "reason": "the adapter did not take its device events in time (event queue full)",
+                                });
+                                let _ = events.send((entry.id, closed.to_string())).await;
+                                return;
+                            }
                         }
                     }
                     Outbound::Close { reason, .. } => {
                         let closed = serde_json::json!({"type": "closed", "reason": reason});
-                        let _ = events.send((entry.id, closed.to_string()));
+                        // Waits for room: this device sends nothing after it.
+                        let _ = events.send((entry.id, closed.to_string())).await;
                         return;
                     }
                 }

@@ -95,6 +95,9 @@ pub struct PluginState {
     /// code may run (waits in `http-client`, and an adapter's waits in
     /// `devices`, are credited back through `waited`).
     pub budget: Option<CallBudget>,
+    /// Time the current call spent yielded to other tasks (nanoseconds),
+    /// credited back like `waited`; shared with the yield futures.
+    pub yielded_ns: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The running time an adapter call may use.
@@ -148,6 +151,7 @@ impl PluginState {
             http: p.http.clone(),
             waited: Duration::ZERO,
             budget: None,
+            yielded_ns: Arc::default(),
         }
     }
 }
@@ -165,25 +169,44 @@ fn budget_ticks(d: Duration) -> u64 {
     (d.as_micros() as u64 / super::engine::EPOCH_TICK.as_micros() as u64).max(1)
 }
 
-/// Makes the store's epoch deadline enforce `budget`: when the deadline
-/// passes, the time the plugin waited in host functions is given back
-/// before deciding that it overran.
+/// How long a plugin runs before it yields to the other tasks of its
+/// tokio worker. Wasm runs on the runtime's threads: without yielding, a
+/// plugin busy for its whole deadline would hold a worker (and the tasks
+/// queued on it) that long.
+const YIELD_SLICE: Duration = Duration::from_millis(2);
+
+/// Makes the store's epoch deadline enforce `budget`: every `YIELD_SLICE`
+/// the plugin yields to the executor, and when the budget is spent (not
+/// counting the time it waited in host functions or yielded) it is
+/// interrupted.
 pub fn enforce_budget(store: &mut wasmtime::Store<PluginState>) {
     store.epoch_deadline_callback(|ctx| {
         let state = ctx.data();
-        let Some(budget) = state.budget else {
-            return Ok(wasmtime::UpdateDeadline::Continue(budget_ticks(
-                Duration::from_secs(1),
-            )));
+        let yielded = state.yielded_ns.clone();
+        let remaining = match state.budget {
+            None => YIELD_SLICE,
+            Some(budget) => {
+                let credited = state.waited
+                    + Duration::from_nanos(yielded.load(std::sync::atomic::Ordering::Relaxed));
+                let used = budget.started.elapsed().saturating_sub(credited);
+                if used >= budget.limit {
+                    return Err(wasmtime::Trap::Interrupt.into());
+                }
+                budget.limit - used
+            }
         };
-        let used = budget.started.elapsed().saturating_sub(state.waited);
-        if used < budget.limit {
-            Ok(wasmtime::UpdateDeadline::Continue(budget_ticks(
-                budget.limit - used,
-            )))
-        } else {
-            Err(wasmtime::Trap::Interrupt.into())
-        }
+        let pause = Box::pin(async move {
+            let paused = Instant::now();
+            tokio::task::yield_now().await;
+            yielded.fetch_add(
+                paused.elapsed().as_nanos() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        });
+        Ok(wasmtime::UpdateDeadline::YieldCustom(
+            budget_ticks(remaining.min(YIELD_SLICE)),
+            pause,
+        ))
     });
 }
 
@@ -195,5 +218,8 @@ pub fn start_budget(store: &mut wasmtime::Store<PluginState>, limit: Duration) {
         limit,
     });
     state.waited = Duration::ZERO;
-    store.set_epoch_deadline(budget_ticks(limit));
+    state
+        .yielded_ns
+        .store(0, std::sync::atomic::Ordering::Relaxed);
+    store.set_epoch_deadline(budget_ticks(limit.min(YIELD_SLICE)));
 }

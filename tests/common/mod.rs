@@ -25,6 +25,8 @@ pub struct Knobs {
     pub extra: String,
     /// Serve the ingress over TLS.
     pub tls: bool,
+    /// `[ingress] max_queued_events`.
+    pub max_queued_events: usize,
 }
 
 impl Default for Knobs {
@@ -35,6 +37,7 @@ impl Default for Knobs {
             max_participants: 16,
             extra: String::new(),
             tls: false,
+            max_queued_events: 4096,
         }
     }
 }
@@ -64,6 +67,10 @@ pub fn config_text(k: &Knobs) -> String {
             &format!("max_participants = {}", k.max_participants),
         )
         .replace("\ntls = false\n", &format!("\ntls = {}\n", k.tls))
+        .replace(
+            "max_queued_events = 4096",
+            &format!("max_queued_events = {}", k.max_queued_events),
+        )
         // The bundled adapters get a generous deadline here: these tests
         // check what they answer, not how fast (benchmarks do that), and
         // the deadline is wall-clock time, which passes while a loaded

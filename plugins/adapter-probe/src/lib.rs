@@ -16,7 +16,10 @@
 //!   `"trap"` panics. Device events arrive as `{"event":...}`; unattached
 //!   binary messages are echoed.
 //!
-//! Grants: log, streams, devices.
+//! - `.../spin/<ms>`: runs for `ms` milliseconds (by `clock`) before
+//!   answering, holding the adapter busy meanwhile;
+//!
+//! Grants: log, clock, streams, devices.
 
 // The generated bindings take one argument per field of a request.
 #![allow(clippy::too_many_arguments)]
@@ -29,7 +32,7 @@ use serde_json::{json, Value};
 wit_bindgen::generate!({ path: "../../wit", world: "adapter" });
 
 use callswitch::plugin::ingress_types::{Header, HttpResponse};
-use callswitch::plugin::{devices, streams};
+use callswitch::plugin::{clock, devices, streams};
 
 thread_local! {
     /// Stream id -> device id, and back.
@@ -82,6 +85,14 @@ impl Guest for Probe {
                 }),
             ),
             ("status", n) => json_response(n.parse().unwrap_or(0), json!({"status": n})),
+            ("spin", ms) => {
+                let ms: u64 = ms.parse().unwrap_or(0);
+                let until = clock::monotonic_ms() + ms;
+                while clock::monotonic_ms() < until {
+                    std::hint::spin_loop();
+                }
+                json_response(200, json!({"spun_ms": ms}))
+            }
             (_, "trap") => panic!("probe asked to trap"),
             (_, "loop") =>
             {
