@@ -25,6 +25,11 @@ use crate::server::{DeviceMedia, Outbound, StreamSlot, SwitchLink};
 use crate::switch::{Directory, Identity, User};
 use crate::wire::{ClientFrame, Request, ServerMessage, PROTOCOL_VERSION};
 
+/// The device event that tells an adapter its device is closed.
+fn closed_event(reason: &str) -> String {
+    serde_json::json!({"type": "closed", "reason": reason}).to_string()
+}
+
 /// How long `devices.request` waits for the switch.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -250,19 +255,15 @@ impl AdapterLinks {
                                     "adapter's event queue is full; closing the device"
                                 );
                                 link.close_device(entry.id).await;
-                                let closed = serde_json::json!({
-                                    "type": "closed",
-                                    "reason": "the adapter did not take its device events in time (event queue full)",
-                                });
-                                let _ = events.send((entry.id, closed.to_string())).await;
+                                let reason = "the adapter did not take its device events in time (event queue full)";
+                                let _ = events.send((entry.id, closed_event(reason))).await;
                                 return;
                             }
                         }
                     }
                     Outbound::Close { reason, .. } => {
-                        let closed = serde_json::json!({"type": "closed", "reason": reason});
                         // Waits for room: this device sends nothing after it.
-                        let _ = events.send((entry.id, closed.to_string())).await;
+                        let _ = events.send((entry.id, closed_event(&reason))).await;
                         return;
                     }
                 }

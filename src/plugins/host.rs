@@ -335,14 +335,14 @@ impl PluginHost {
             .map_err(|e| fail(format!("it does not implement the `policy` world: {e:#}")))?;
         let kv = self.kv_of(&name);
         let stats = self.stats_of(&name);
-        let actions = component
-            .component_type()
-            .exports(&self.engine)
-            .any(|(name, _)| name == super::policy::ACTIONS_INTERFACE);
-        let vetting = component
-            .component_type()
-            .exports(&self.engine)
-            .any(|(name, _)| name == super::policy::VETTING_INTERFACE);
+        let exports = |interface: &str| {
+            component
+                .component_type()
+                .exports(&self.engine)
+                .any(|(name, _)| name == interface)
+        };
+        let actions = exports(super::policy::ACTIONS_INTERFACE);
+        let vetting = exports(super::policy::VETTING_INTERFACE);
         let plugin = PolicyPlugin::new(PolicyParts {
             name: name.clone(),
             path: c.path.clone(),

@@ -6,6 +6,12 @@ use crate::plugins::bindings::callswitch::plugin::calls::Host;
 use crate::plugins::bindings::{CallInfo, Identity};
 use crate::plugins::convert;
 use crate::plugins::state::PluginState;
+use crate::wire::CallSummary;
+
+/// Whether `user` is the caller or a party of `call` (with any status).
+fn has_party(call: &CallSummary, user: Uuid) -> bool {
+    call.parties.iter().any(|p| p.user.id == user)
+}
 
 impl Host for PluginState {
     async fn list_calls(&mut self) -> Vec<CallInfo> {
@@ -22,10 +28,7 @@ impl Host for PluginState {
             return Vec::new();
         };
         let calls = self.host.calls.read().expect("calls view");
-        let mut mine: Vec<_> = calls
-            .values()
-            .filter(|c| c.parties.iter().any(|p| p.user.id == user))
-            .collect();
+        let mut mine: Vec<_> = calls.values().filter(|c| has_party(c, user)).collect();
         mine.sort_by_key(|c| (c.created_at_ms, c.call_id));
         mine.into_iter()
             .map(|c| convert::call_info(&self.host.directory, c))
@@ -37,10 +40,7 @@ impl Host for PluginState {
         let count = match user {
             None => calls.len(),
             Some(user) => match Uuid::parse_str(&user) {
-                Ok(user) => calls
-                    .values()
-                    .filter(|c| c.parties.iter().any(|p| p.user.id == user))
-                    .count(),
+                Ok(user) => calls.values().filter(|c| has_party(c, user)).count(),
                 Err(_) => 0,
             },
         };
