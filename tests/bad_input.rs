@@ -3,8 +3,13 @@
 
 mod common;
 
-use callswitch::client::{Client, Events};
-use callswitch::wire::{encode_frame, ErrorCode, Request, ServerMessage, PROTOCOL_VERSION};
+use std::sync::Arc;
+use std::time::Duration;
+
+use callswitch::client::{client_config, Client, Events};
+use callswitch::wire::{
+    encode_frame, ClientFrame, ErrorCode, Request, ServerMessage, PROTOCOL_VERSION,
+};
 use common::*;
 
 /// Waits for an error event (a reply whose `req` could not be read, or one
@@ -260,4 +265,94 @@ async fn user_devices_cannot_make_admin_requests_and_admins_cannot_call() {
             .code(),
         Some(ErrorCode::UnknownCall)
     );
+}
+
+/// A raw QUIC connection to the switch with the client's TLS settings and
+/// this transport configuration.
+async fn raw_connection(sw: &TestSwitch, transport: quinn::TransportConfig) -> quinn::Connection {
+    let mut config = client_config(&sw.options("carol-demo-token")).unwrap();
+    config.transport_config(Arc::new(transport));
+    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint
+        .connect_with(config, sw.handle().addr, "callswitch")
+        .unwrap()
+        .await
+        .expect("handshake")
+}
+
+fn application_close(error: quinn::ConnectionError) -> (u64, String) {
+    match error {
+        quinn::ConnectionError::ApplicationClosed(close) => (
+            close.error_code.into_inner(),
+            String::from_utf8_lossy(&close.reason).into_owned(),
+        ),
+        other => panic!("expected an application close, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn a_connection_that_never_opens_its_control_stream_is_closed() {
+    let sw = TestSwitch::start().await;
+    let others = Bystanders::start(&sw).await;
+    let conn = raw_connection(&sw, quinn::TransportConfig::default()).await;
+    // The switch gives a new connection 10 s to open its control stream.
+    let closed = tokio::time::timeout(Duration::from_secs(20), conn.closed())
+        .await
+        .expect("closed by the switch");
+    let (code, reason) = application_close(closed);
+    assert_eq!((code, reason.as_str()), (4, "no control stream opened"));
+    others.still_fine(&sw).await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_its_replies_is_cut_off() {
+    let sw = TestSwitch::start().await;
+    let others = Bystanders::start(&sw).await;
+    let mut transport = quinn::TransportConfig::default();
+    // A small window fills after a few dozen replies; the switch then
+    // queues up to 1024 more before it gives up on this client.
+    transport.stream_receive_window(4096u32.into());
+    let conn = raw_connection(&sw, transport).await;
+    let (mut send, _recv_never_read) = conn.open_bi().await.unwrap();
+    let hello = ClientFrame {
+        req: 1,
+        request: Request::Hello {
+            version: PROTOCOL_VERSION,
+            token: "carol-demo-token".into(),
+            device: None,
+            act_as: None,
+        },
+    };
+    send.write_all(&encode_frame(&hello.to_json()).unwrap())
+        .await
+        .unwrap();
+    let mut req = 2;
+    let closed = tokio::time::timeout(WAIT, async {
+        loop {
+            let ping = ClientFrame {
+                req,
+                request: Request::Ping,
+            };
+            req += 1;
+            if send
+                .write_all(&encode_frame(&ping.to_json()).unwrap())
+                .await
+                .is_err()
+            {
+                return conn.closed().await;
+            }
+            if req % 64 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+    })
+    .await
+    .expect("cut off");
+    let (code, reason) = application_close(closed);
+    assert_eq!((code, reason.as_str()), (3, "control messages not read"));
+    assert!(
+        req > 1024,
+        "cut off only after its queue filled: {req} requests"
+    );
+    others.still_fine(&sw).await;
 }

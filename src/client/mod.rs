@@ -424,7 +424,10 @@ impl Client {
 }
 
 /// TLS with the pinned certificate, ALPN and keep-alives.
-fn client_config(opts: &ClientOptions) -> Result<quinn::ClientConfig, ClientError> {
+/// The QUIC client configuration `connect` uses: TLS 1.3 pinned to the
+/// switch's certificate, the ALPN, keep-alives. Public for tools and tests
+/// that drive a raw connection.
+pub fn client_config(opts: &ClientOptions) -> Result<quinn::ClientConfig, ClientError> {
     let fingerprint = normalize_fingerprint(&opts.fingerprint)
         .ok_or_else(|| ClientError::BadFingerprint(opts.fingerprint.clone()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());

@@ -1,6 +1,6 @@
-//! Builds the QUIC endpoint: the UDP socket (with large kernel buffers, via
-//! socket2) and quinn's server configuration (TLS 1.3, ALPN, idle timeout,
-//! datagram buffers).
+//! Builds what the QUIC endpoint needs: the UDP socket (with large kernel
+//! buffers, via socket2) and quinn's server configuration (TLS 1.3, ALPN,
+//! idle timeout, datagram buffers); and the ingress's HTTPS configuration.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -18,12 +18,12 @@ use crate::wire::ALPN;
 /// dozen peers; beyond that the oldest frames are dropped.
 const DATAGRAM_BUFFER: usize = 256 * 1024;
 
-pub fn build_endpoint(
-    listen: SocketAddr,
+/// quinn's server configuration: TLS 1.3 with the switch's certificate,
+/// the ALPN, one control stream per connection, datagram buffers.
+pub fn server_config(
     identity: &TlsIdentity,
     idle_timeout: Duration,
-    socket_buffer: usize,
-) -> Result<quinn::Endpoint, ServerError> {
+) -> Result<Arc<quinn::ServerConfig>, ServerError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -46,7 +46,11 @@ pub fn build_endpoint(
         .datagram_receive_buffer_size(Some(DATAGRAM_BUFFER))
         .datagram_send_buffer_size(DATAGRAM_BUFFER);
     server.transport_config(Arc::new(transport));
+    Ok(Arc::new(server))
+}
 
+/// Binds the UDP socket, with kernel buffers as large as allowed.
+pub fn bind_socket(listen: SocketAddr, socket_buffer: usize) -> Result<UdpSocket, ServerError> {
     let socket = Socket::new(
         Domain::for_address(listen),
         Type::DGRAM,
@@ -59,14 +63,7 @@ pub fn build_endpoint(
     socket
         .bind(&listen.into())
         .map_err(|e| ServerError::Bind(listen, e))?;
-    let socket: UdpSocket = socket.into();
-    quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
-        Some(server),
-        socket,
-        Arc::new(quinn::TokioRuntime),
-    )
-    .map_err(|e| ServerError::Bind(listen, e))
+    Ok(socket.into())
 }
 
 /// The ingress's HTTPS configuration: the same certificate as QUIC, TLS 1.3,

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::driver::{Input, Outbound, OUTBOX_DEPTH};
+use super::outbox::Outbox;
 use super::relay::{DeviceMedia, MediaSink, RelayStats, StreamSlot};
 use crate::cdr::{CdrError, CdrStore};
 use crate::switch::DeviceId;
@@ -63,7 +64,7 @@ impl SwitchLink {
             .send(Input::Open {
                 device: id,
                 sink: MediaSink::Stream(slot.clone()),
-                outbox,
+                outbox: Outbox::Channel(outbox),
                 media: media.clone(),
                 rings,
             })

@@ -1,17 +1,20 @@
-//! The runtime: binds the QUIC endpoint, accepts connections (one task
-//! each), runs the control driver that owns the sans-IO core, relays media
-//! and shuts down gracefully (every call ended and recorded first).
+//! The runtime: binds the QUIC endpoint, runs the network loop that owns
+//! every connection and relays media, runs the control driver that owns
+//! the sans-IO core, and shuts down gracefully (every call ended and
+//! recorded first).
 
 mod connection;
 mod driver;
 mod endpoint;
 pub mod identity;
 mod link;
+mod outbox;
+mod quic_loop;
 mod relay;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,10 +63,9 @@ pub struct ServerHandle {
     /// the ingress is disabled.
     pub http_addr: Option<SocketAddr>,
     ingress: Option<crate::ingress::IngressHandle>,
-    endpoint: quinn::Endpoint,
+    network: quic_loop::LoopHandle,
     driver_tx: mpsc::Sender<Input>,
     driver: JoinHandle<()>,
-    accept: JoinHandle<()>,
 }
 
 use driver::{Driver, Input};
@@ -86,13 +88,12 @@ pub async fn start(config: &Config, data_dir: &Path) -> Result<ServerHandle, Ser
             "cut a torn record off the end of the record file"
         );
     }
-    let endpoint = endpoint::build_endpoint(
-        config.server.listen,
+    let server_config = endpoint::server_config(
         &identity,
         Duration::from_millis(config.server.idle_timeout_ms),
-        config.server.socket_buffer_bytes,
     )?;
-    let addr = endpoint
+    let socket = endpoint::bind_socket(config.server.listen, config.server.socket_buffer_bytes)?;
+    let addr = socket
         .local_addr()
         .map_err(|e| ServerError::Bind(config.server.listen, e))?;
     std::fs::write(data_dir.join(identity::ADDR_FILE), addr.to_string())
@@ -134,12 +135,8 @@ pub async fn start(config: &Config, data_dir: &Path) -> Result<ServerHandle, Ser
         stats.clone(),
         data_dir.to_path_buf(),
     );
-    let accept = tokio::spawn(accept_loop(
-        endpoint.clone(),
-        driver_tx.clone(),
-        stats,
-        next_device,
-    ));
+    let network = quic_loop::spawn(socket, server_config, driver_tx.clone(), stats, next_device)
+        .map_err(|e| ServerError::Bind(addr, e))?;
     let ingress = if config.ingress.enabled {
         Some(
             crate::ingress::start(
@@ -167,49 +164,24 @@ pub async fn start(config: &Config, data_dir: &Path) -> Result<ServerHandle, Ser
         data_dir: data_dir.to_path_buf(),
         http_addr: ingress.as_ref().map(|i| i.addr),
         ingress,
-        endpoint,
+        network,
         driver_tx,
         driver,
-        accept,
     })
-}
-
-async fn accept_loop(
-    endpoint: quinn::Endpoint,
-    driver: mpsc::Sender<Input>,
-    stats: Arc<RelayStats>,
-    next_device: Arc<AtomicU64>,
-) {
-    while let Some(incoming) = endpoint.accept().await {
-        let device = next_device.fetch_add(1, Relaxed);
-        tokio::spawn(connection::serve_connection(
-            incoming,
-            device,
-            driver.clone(),
-            stats.clone(),
-        ));
-    }
 }
 
 impl ServerHandle {
     /// Ends and records every call, tells every client, closes the endpoint.
     pub async fn shutdown(mut self) {
-        self.accept.abort();
+        self.network.stop_accepting();
         drop(self.ingress.take());
         let (done, wait) = oneshot::channel();
         if self.driver_tx.send(Input::Shutdown { done }).await.is_ok() {
             let _ = wait.await;
         }
         let _ = self.driver.await;
-        // Give connections a moment to deliver their last messages.
-        let _ = tokio::time::timeout(Duration::from_secs(3), async {
-            while self.endpoint.open_connections() > 0 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await;
-        self.endpoint.close(0u32.into(), b"switch shut down");
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+        // Clients get a moment to read their last messages and leave.
+        self.network.shutdown().await;
         info!("callswitch stopped");
     }
 }

@@ -1,10 +1,11 @@
 //! The media relay: per device, a table from the channels it sends on to
-//! the connections that receive them. The datagram task of each connection
-//! reads the channel from the header, looks up its own table (a lock only
-//! that connection and the control driver touch) and hands the same buffer
-//! to every peer: no allocation, no global lock, no wait on signalling.
-//! `send_datagram` never blocks: a slow receiver's buffer drops its oldest
-//! frame and nobody else is stalled.
+//! the devices that receive them. The network loop reads the channel from
+//! a datagram's header, looks up the sender's own table (a lock only that
+//! device and the control driver touch) and hands the same buffer to every
+//! peer: no allocation, no global lock, no wait on signalling. A peer on
+//! the same loop gets it queued on its connection in the same pass.
+//! Sending never blocks: a slow receiver's buffer drops its oldest frame
+//! and nobody else is stalled.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -13,6 +14,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use super::quic_loop::QuicSink;
 use crate::wire::{MediaCounts, MediaFrame};
 
 /// Switch-wide counters (relaxed atomics: they are statistics).
@@ -57,17 +59,17 @@ pub struct Route {
 /// How a device receives audio.
 #[derive(Debug, Clone)]
 pub enum MediaSink {
-    /// A QUIC client: as datagrams on its connection.
-    Quic(quinn::Connection),
+    /// A QUIC client: as datagrams on its connection, in the network loop.
+    Quic(QuicSink),
     /// An adapter's device: on the WebSocket stream attached to it, if any.
     Stream(Arc<StreamSlot>),
 }
 
 impl MediaSink {
     /// Hands one datagram on without waiting; false when it was dropped.
-    fn send(&self, datagram: Bytes) -> bool {
+    pub fn send(&self, datagram: Bytes) -> bool {
         match self {
-            MediaSink::Quic(conn) => conn.send_datagram(datagram).is_ok(),
+            MediaSink::Quic(sink) => sink.send_datagram(datagram),
             MediaSink::Stream(slot) => slot.send(datagram),
         }
     }
@@ -117,8 +119,19 @@ impl DeviceMedia {
         self.routes.write().expect("route lock").remove(&channel);
     }
 
-    /// Relays one datagram received on this device's connection.
+    /// Relays one datagram this device sent, from outside the network loop.
     pub fn relay(&self, datagram: Bytes, stats: &RelayStats) {
+        self.relay_with(datagram, stats, &mut |peer, datagram| peer.send(datagram));
+    }
+
+    /// Relays one datagram this device sent, handing each copy to `send`
+    /// (the network loop queues it on a local peer's connection directly).
+    pub fn relay_with(
+        &self,
+        datagram: Bytes,
+        stats: &RelayStats,
+        send: &mut dyn FnMut(&MediaSink, Bytes) -> bool,
+    ) {
         stats.frames_received.fetch_add(1, Relaxed);
         let channel = match MediaFrame::peek_channel(&datagram) {
             Ok(c) => c,
@@ -127,20 +140,15 @@ impl DeviceMedia {
                 return;
             }
         };
-        let route = self
-            .routes
-            .read()
-            .expect("route lock")
-            .get(&channel)
-            .cloned();
-        let Some(route) = route else {
+        let routes = self.routes.read().expect("route lock");
+        let Some(route) = routes.get(&channel) else {
             stats.frames_dropped_no_route.fetch_add(1, Relaxed);
             return;
         };
         route.counters.received.fetch_add(1, Relaxed);
         let mut sent = 0;
         for peer in &route.peers {
-            if peer.send(datagram.clone()) {
+            if send(peer, datagram.clone()) {
                 sent += 1;
             } else {
                 stats.frames_dropped_send.fetch_add(1, Relaxed);
@@ -148,16 +156,5 @@ impl DeviceMedia {
         }
         route.counters.relayed.fetch_add(sent, Relaxed);
         stats.frames_relayed.fetch_add(sent, Relaxed);
-    }
-}
-
-/// Reads a connection's datagrams until it closes.
-pub async fn run_datagrams(
-    conn: quinn::Connection,
-    media: Arc<DeviceMedia>,
-    stats: Arc<RelayStats>,
-) {
-    while let Ok(datagram) = conn.read_datagram().await {
-        media.relay(datagram, &stats);
     }
 }

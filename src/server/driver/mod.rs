@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, info_span, warn};
 use uuid::Uuid;
 
+use super::outbox::Outbox;
 use super::relay::{CallCounters, DeviceMedia, MediaSink, RelayStats, Route};
 use crate::cdr::CdrStore;
 use crate::plugins::{DialDecision, PluginCommand, PluginHost, Refusal};
@@ -47,7 +48,7 @@ pub enum Input {
     Open {
         device: DeviceId,
         sink: MediaSink,
-        outbox: mpsc::Sender<Outbound>,
+        outbox: Outbox,
         media: Arc<DeviceMedia>,
         /// False for an adapter's leg that must never ring.
         rings: bool,
@@ -138,7 +139,7 @@ pub struct Hello {
 struct DeviceHandle {
     sink: MediaSink,
     rings: bool,
-    outbox: mpsc::Sender<Outbound>,
+    outbox: Outbox,
     media: Arc<DeviceMedia>,
 }
 
@@ -774,7 +775,7 @@ impl Driver {
             };
             if let Some(outbox) = outbox {
                 // A blocking-pool thread may wait for room in the outbox.
-                let _ = outbox.blocking_send(Outbound::Message(Box::new(reply)));
+                outbox.blocking_send(Outbound::Message(Box::new(reply)));
             }
         });
     }
@@ -861,17 +862,16 @@ impl Driver {
         let Some(handle) = self.devices.get(&device) else {
             return;
         };
-        if let Err(mpsc::error::TrySendError::Full(_)) =
-            handle.outbox.try_send(Outbound::Message(Box::new(message)))
+        if handle
+            .outbox
+            .try_send(Outbound::Message(Box::new(message)))
+            .is_err()
         {
-            warn!(device, "control outbox full: closing the connection");
-            match &handle.sink {
-                MediaSink::Quic(conn) => conn.close(3u32.into(), b"control messages not read"),
-                // An adapter's device: its dispatcher drains the outbox
-                // without waiting on the plugin, so this is a stuck task;
-                // the message is lost and logged.
-                MediaSink::Stream(_) => {}
-            }
+            // Only an adapter's channel fills (the network loop cuts off a
+            // QUIC client that stops reading). Its dispatcher drains the
+            // outbox without waiting on the plugin, so this is a stuck
+            // task; the message is lost and logged.
+            warn!(device, "adapter device's outbox full: message dropped");
         }
     }
 
