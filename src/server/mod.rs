@@ -11,6 +11,7 @@ mod link;
 mod outbox;
 mod quic_loop;
 mod relay;
+mod send_batch;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -26,6 +26,7 @@ use super::connection::Conn;
 use super::driver::{Input, Outbound};
 use super::outbox::Outbox;
 use super::relay::{MediaSink, RelayStats};
+use super::send_batch::SendBatch;
 use crate::switch::DeviceId;
 
 /// Room for one GRO batch per receive slot (the kernel's 64 KiB cap).
@@ -39,8 +40,6 @@ const RECV_BATCHES_PER_PASS: usize = 8;
 const BACKLOG_LIMIT: usize = 1024;
 /// How soon a full driver channel is tried again.
 const BACKLOG_RETRY: Duration = Duration::from_millis(1);
-/// Packets kept for a socket that would block before new ones are dropped.
-const UNSENT_LIMIT: usize = 4096;
 /// How long shutdown waits for clients to leave before closing them, and
 /// then for the closes to be delivered.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(3);
@@ -154,7 +153,7 @@ pub fn spawn(
         recv_buf: vec![0; RECV_SLOT * BATCH_SIZE].into_boxed_slice(),
         response_buf: Vec::new(),
         send_buf: Vec::new(),
-        unsent: VecDeque::new(),
+        outgoing: SendBatch::default(),
         inputs: Vec::new(),
         datagrams: Vec::new(),
         accepting: true,
@@ -202,8 +201,8 @@ struct QuicLoop {
     recv_buf: Box<[u8]>,
     response_buf: Vec<u8>,
     send_buf: Vec<u8>,
-    /// Packets the socket would not take yet.
-    unsent: VecDeque<(quinn_proto::Transmit, Vec<u8>)>,
+    /// Packets of this pass, and those the socket would not take yet.
+    outgoing: SendBatch,
     /// Scratch: inputs and datagrams one connection produced.
     inputs: Vec<Input>,
     datagrams: Vec<Bytes>,
@@ -227,12 +226,12 @@ impl QuicLoop {
                 biased;
                 r = self.socket.readable() => readable = r.is_ok(),
                 c = self.commands.recv() => command = c,
-                r = self.socket.writable(), if !self.unsent.is_empty() => writable = r.is_ok(),
+                r = self.socket.writable(), if !self.outgoing.is_empty() => writable = r.is_ok(),
                 _ = &mut sleep => {}
             }
             let now = Instant::now();
             if writable {
-                self.send_unsent();
+                self.outgoing.flush(&self.socket, &self.udp);
             }
             if readable {
                 self.receive(now);
@@ -358,13 +357,11 @@ impl QuicLoop {
         }
     }
 
-    /// Sends an endpoint's stateless answer (version negotiation, close,
-    /// reset, retry) if the socket has room; it is not worth a queue.
+    /// Queues an endpoint's stateless answer (version negotiation, close,
+    /// reset, retry).
     fn respond(&mut self, transmit: quinn_proto::Transmit) {
-        let contents = &self.response_buf[..transmit.size];
-        let _ = self
-            .udp
-            .send((&self.socket).into(), &udp_transmit(&transmit, contents));
+        self.outgoing
+            .push(&transmit, &self.response_buf[..transmit.size]);
     }
 
     fn command(&mut self, command: Command, now: Instant) {
@@ -464,6 +461,10 @@ impl QuicLoop {
         for key in std::mem::take(&mut self.flush) {
             self.flush_conn(key, now);
         }
+        // One system call for the pass's packets, whoever they are for.
+        if !self.outgoing.is_empty() {
+            self.outgoing.flush(&self.socket, &self.udp);
+        }
     }
 
     fn drive_events(&mut self, key: usize, now: Instant) {
@@ -541,26 +542,8 @@ impl QuicLoop {
             else {
                 break;
             };
-            let packet = &self.send_buf[..transmit.size];
-            if !self.unsent.is_empty() {
-                queue_unsent(&mut self.unsent, transmit, packet);
-                continue;
-            }
-            let sent = self.socket.try_io(Interest::WRITABLE, || {
-                self.udp
-                    .send((&self.socket).into(), &udp_transmit(&transmit, packet))
-            });
-            match sent {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    queue_unsent(&mut self.unsent, transmit, packet);
-                }
-                Err(e) => {
-                    // quinn-udp already retried EINTR and logs the rest; the
-                    // packet counts as lost and QUIC recovers it.
-                    debug!(error = %e, "QUIC send failed");
-                }
-            }
+            self.outgoing
+                .push(&transmit, &self.send_buf[..transmit.size]);
         }
         let deadline = conn.next_deadline();
         if deadline != conn.timer {
@@ -588,23 +571,11 @@ impl QuicLoop {
         }
     }
 
-    fn send_unsent(&mut self) {
-        while let Some((transmit, packet)) = self.unsent.front() {
-            let sent = self.socket.try_io(Interest::WRITABLE, || {
-                self.udp
-                    .send((&self.socket).into(), &udp_transmit(transmit, packet))
-            });
-            match sent {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                _ => {
-                    self.unsent.pop_front();
-                }
-            }
-        }
-    }
-
     /// Advances a shutdown; true when the loop may end.
     fn shutdown_step(&mut self, now: Instant) -> bool {
+        if self.shutdown.is_none() {
+            return false;
+        }
         let open = self.conns.iter().flatten().count();
         match self.shutdown.take() {
             None => false,
@@ -655,30 +626,6 @@ fn mark(dirty: &mut Vec<usize>, conn: &mut Conn, key: usize) {
     if !conn.dirty {
         conn.dirty = true;
         dirty.push(key);
-    }
-}
-
-fn queue_unsent(
-    unsent: &mut VecDeque<(quinn_proto::Transmit, Vec<u8>)>,
-    transmit: quinn_proto::Transmit,
-    packet: &[u8],
-) {
-    if unsent.len() < UNSENT_LIMIT {
-        unsent.push_back((transmit, packet.to_vec()));
-    }
-}
-
-fn udp_transmit<'a>(t: &quinn_proto::Transmit, contents: &'a [u8]) -> udp::Transmit<'a> {
-    udp::Transmit {
-        destination: t.destination,
-        ecn: t.ecn.map(|ecn| match ecn {
-            quinn_proto::EcnCodepoint::Ect0 => udp::EcnCodepoint::Ect0,
-            quinn_proto::EcnCodepoint::Ect1 => udp::EcnCodepoint::Ect1,
-            quinn_proto::EcnCodepoint::Ce => udp::EcnCodepoint::Ce,
-        }),
-        contents,
-        segment_size: t.segment_size,
-        src_ip: t.src_ip,
     }
 }
 
