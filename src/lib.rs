@@ -10,7 +10,7 @@
 //! |---|---|
 //! | [`wire`] | the control protocol: frames, messages, the datagram header (pure encode/decode) |
 //! | [`switch`] | the sans-IO core: users, devices, calls, their state machine and event log |
-//! | [`server`] | the runtime: quinn endpoint, one task per connection, the media relay, timers |
+//! | [`server`] | the runtime: one network loop driving quinn-proto for every QUIC connection, the control driver, the media relay, timers |
 //! | [`cdr`] | call detail records: an append-only JSON-lines file |
 //! | [`config`] | the TOML configuration and its embedded default |
 //! | [`plugins`] | the wasmtime host: loading, sandboxing and chaining WebAssembly policy plugins |

@@ -354,5 +354,22 @@ async fn a_client_that_stops_reading_its_replies_is_cut_off() {
         req > 1024,
         "cut off only after its queue filled: {req} requests"
     );
+    // The switch closed it, and the device left with it.
+    let admin = sw.admin().await;
+    let carol_online = || async {
+        let users = admin.list_users().await.unwrap();
+        let carol = users
+            .iter()
+            .find(|u| u.user.name == "carol")
+            .expect("carol");
+        !carol.devices.is_empty()
+    };
+    tokio::time::timeout(WAIT, async {
+        while carol_online().await {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("carol's device is gone");
     others.still_fine(&sw).await;
 }

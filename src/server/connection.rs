@@ -62,7 +62,7 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(device: DeviceId, proto: quinn_proto::Connection, now: Instant) -> Self {
+    pub fn new(device: DeviceId, proto: quinn_proto::Connection) -> Self {
         let span = tracing::info_span!("conn", device, remote = %proto.remote_address());
         Conn {
             device,
@@ -77,7 +77,7 @@ impl Conn {
             write_queue: VecDeque::new(),
             closing: None,
             finish_sent: false,
-            app_deadline: Some(now + STREAM_TIMEOUT),
+            app_deadline: None,
             timer: None,
             dirty: false,
             flush: false,
@@ -124,6 +124,10 @@ impl Conn {
             match event {
                 Event::Connected => {
                     self.connected = true;
+                    // The control stream's time starts with the handshake's end.
+                    if self.control.is_none() {
+                        self.app_deadline = Some(now + STREAM_TIMEOUT);
+                    }
                     info!(parent: &self.span, "connected");
                 }
                 Event::ConnectionLost { reason } => {
@@ -288,6 +292,15 @@ impl Conn {
                 VarInt::from_u32(code),
                 Bytes::copy_from_slice(reason.as_bytes()),
             );
+        }
+    }
+
+    /// Tells the driver the device is gone if the connection is closing,
+    /// whoever closed it: the peer, a timeout, or the switch itself
+    /// (quinn-proto reports no loss for a close of our own).
+    pub fn report_if_closed(&mut self, inputs: &mut Vec<Input>) {
+        if self.proto.is_closed() || self.lost.is_some() {
+            self.report_closed(inputs);
         }
     }
 

@@ -341,7 +341,7 @@ impl QuicLoop {
                         if self.conns.len() <= key {
                             self.conns.resize_with(key + 1, || None);
                         }
-                        let conn = self.conns[key].insert(Conn::new(device, proto, now));
+                        let conn = self.conns[key].insert(Conn::new(device, proto));
                         mark(&mut self.dirty, conn, key);
                     }
                     Err(e) => {
@@ -496,6 +496,7 @@ impl QuicLoop {
                 self.paused.push(key);
             }
         }
+        conn.report_if_closed(&mut self.inputs);
         let media = (!self.datagrams.is_empty()).then(|| conn.media.clone());
         if !conn.flush {
             conn.flush = true;
