@@ -345,13 +345,18 @@ impl Conn {
         let Some(id) = self.control else { return };
         let finish_failed;
         let mut stream = self.proto.send_stream(id);
-        while let Some(front) = self.write_queue.front_mut() {
-            match stream.write(front) {
-                Ok(n) => {
-                    front.advance(n);
-                    if front.is_empty() {
-                        self.write_queue.pop_front();
-                    } else {
+        // Whole `Bytes` are handed over (no copy); a chunk written in part
+        // is advanced in place and stays first in the queue.
+        loop {
+            let (chunks, _) = self.write_queue.as_mut_slices();
+            let queued = chunks.len();
+            if queued == 0 {
+                break;
+            }
+            match stream.write_chunks(chunks) {
+                Ok(written) => {
+                    self.write_queue.drain(..written.chunks);
+                    if written.chunks < queued {
                         break;
                     }
                 }
