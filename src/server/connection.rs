@@ -58,6 +58,8 @@ pub struct Conn {
     pub counted: bool,
     /// Its control stream may have data to read.
     pub wants_read: bool,
+    /// Listed in the loop's connections waiting for the driver's backlog.
+    pub read_paused: bool,
     pub lost: Option<quinn_proto::ConnectionError>,
 }
 
@@ -83,6 +85,7 @@ impl Conn {
             flush: false,
             counted: false,
             wants_read: false,
+            read_paused: false,
             lost: None,
         }
     }

@@ -38,6 +38,8 @@ const RECV_BATCHES_PER_PASS: usize = 8;
 /// Inputs waiting for room in the driver's channel before the loop stops
 /// reading control streams.
 const BACKLOG_LIMIT: usize = 1024;
+/// Commands taken per pass, so a flood of them cannot starve the socket.
+const COMMANDS_PER_PASS: usize = 1024;
 /// How soon a full driver channel is tried again.
 const BACKLOG_RETRY: Duration = Duration::from_millis(1);
 /// How long shutdown waits for clients to leave before closing them, and
@@ -238,12 +240,14 @@ impl QuicLoop {
             }
             if let Some(command) = command {
                 self.command(command, now);
-                // Take what else is queued in the same pass.
-                for _ in 0..1024 {
-                    match self.commands.try_recv() {
-                        Ok(command) => self.command(command, now),
-                        Err(_) => break,
-                    }
+            }
+            // Every pass takes what is queued, whichever branch woke it: a
+            // socket that stays readable under load must not starve the
+            // driver's messages.
+            for _ in 0..COMMANDS_PER_PASS {
+                match self.commands.try_recv() {
+                    Ok(command) => self.command(command, now),
+                    Err(_) => break,
                 }
             }
             self.expire_timers(now);
@@ -436,6 +440,7 @@ impl QuicLoop {
         for key in std::mem::take(&mut self.paused) {
             if let Some(Some(conn)) = self.conns.get_mut(key) {
                 conn.wants_read = true;
+                conn.read_paused = false;
                 mark(&mut self.dirty, conn, key);
             }
         }
@@ -492,7 +497,8 @@ impl QuicLoop {
             let room = BACKLOG_LIMIT.saturating_sub(self.backlog.len());
             let budget = self.inputs.len() + room;
             conn.read_control(now, &mut self.inputs, budget);
-            if conn.wants_read {
+            if conn.wants_read && !conn.read_paused {
+                conn.read_paused = true;
                 self.paused.push(key);
             }
         }
