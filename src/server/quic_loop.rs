@@ -567,7 +567,7 @@ impl QuicLoop {
             if let Some(at) = conn.timer {
                 self.timers.remove(&(at, key));
             }
-            if conn.connected {
+            if conn.counted {
                 self.stats.connections.fetch_sub(1, Relaxed);
                 let reason = conn.lost.as_ref().map(|r| r.to_string());
                 info!(parent: &conn.span, reason, "disconnected");
