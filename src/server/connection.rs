@@ -54,8 +54,6 @@ pub struct Conn {
     pub dirty: bool,
     /// Queued in the loop's list of connections to flush to the socket.
     pub flush: bool,
-    /// Counted in the switch's open connections.
-    pub counted: bool,
     /// Its control stream may have data to read.
     pub wants_read: bool,
     /// Listed in the loop's connections waiting for the driver's backlog.
@@ -83,7 +81,6 @@ impl Conn {
             timer: None,
             dirty: false,
             flush: false,
-            counted: false,
             wants_read: false,
             read_paused: false,
             lost: None,
@@ -343,10 +340,10 @@ impl Conn {
         }
     }
 
-    /// Hands queued frames to the stream as far as flow control allows.
+    /// Hands queued frames to the stream as far as flow control allows;
+    /// once a closing connection's queue is empty, finishes the stream.
     fn flush_writes(&mut self, now: Instant) {
         let Some(id) = self.control else { return };
-        let finish_failed;
         let mut stream = self.proto.send_stream(id);
         // Whole `Bytes` are handed over (no copy); a chunk written in part
         // is advanced in place and stays first in the queue.
@@ -371,16 +368,13 @@ impl Conn {
                 }
             }
         }
-        if self.write_queue.is_empty() && self.closing.is_some() && !self.finish_sent {
-            self.finish_sent = true;
-            finish_failed = stream.finish().is_err();
-            if !finish_failed {
-                self.app_deadline = Some(now + FLUSH_TIMEOUT);
-            }
-        } else {
-            finish_failed = false;
+        if !self.write_queue.is_empty() || self.closing.is_none() || self.finish_sent {
+            return;
         }
-        if finish_failed {
+        self.finish_sent = true;
+        if stream.finish().is_ok() {
+            self.app_deadline = Some(now + FLUSH_TIMEOUT);
+        } else {
             let (code, reason) = self.closing.clone().expect("closing");
             self.close_now(now, code, &reason);
         }

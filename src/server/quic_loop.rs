@@ -154,7 +154,6 @@ pub fn spawn(
         next_device,
         recv_buf: vec![0; RECV_SLOT * BATCH_SIZE].into_boxed_slice(),
         response_buf: Vec::new(),
-        send_buf: Vec::new(),
         outgoing: SendBatch::default(),
         inputs: Vec::new(),
         datagrams: Vec::new(),
@@ -165,17 +164,14 @@ pub fn spawn(
     Ok(LoopHandle { commands: tx, task })
 }
 
-enum Shutdown {
-    /// Clients are being told; wait for them to leave.
-    Waiting {
-        until: Instant,
-        done: oneshot::Sender<()>,
-    },
-    /// The rest were closed; wait for the closes to go out.
-    Draining {
-        until: Instant,
-        done: oneshot::Sender<()>,
-    },
+/// A shutdown in progress.
+struct Shutdown {
+    /// Until then, clients are being told and may leave by themselves;
+    /// then the rest are closed and `until` moves on by the drain time.
+    until: Instant,
+    /// The rest were closed; waiting for the closes to go out.
+    closed_rest: bool,
+    done: oneshot::Sender<()>,
 }
 
 struct QuicLoop {
@@ -202,7 +198,6 @@ struct QuicLoop {
     next_device: Arc<AtomicU64>,
     recv_buf: Box<[u8]>,
     response_buf: Vec<u8>,
-    send_buf: Vec<u8>,
     /// Packets of this pass, and those the socket would not take yet.
     outgoing: SendBatch,
     /// Scratch: inputs and datagrams one connection produced.
@@ -265,12 +260,13 @@ impl QuicLoop {
         if !self.backlog.is_empty() {
             consider(Instant::now() + BACKLOG_RETRY);
         }
-        match &self.shutdown {
-            Some(Shutdown::Waiting { until, .. }) | Some(Shutdown::Draining { until, .. }) => {
-                // Re-check every 20 ms whether everyone has left.
-                consider((*until).min(Instant::now() + Duration::from_millis(20)));
-            }
-            None => {}
+        if let Some(shutdown) = &self.shutdown {
+            // Re-check every 20 ms whether everyone has left.
+            consider(
+                shutdown
+                    .until
+                    .min(Instant::now() + Duration::from_millis(20)),
+            );
         }
         wake
     }
@@ -388,8 +384,9 @@ impl QuicLoop {
             Command::StopAccepting => self.accepting = false,
             Command::Shutdown { done } => {
                 self.accepting = false;
-                self.shutdown = Some(Shutdown::Waiting {
+                self.shutdown = Some(Shutdown {
                     until: now + SHUTDOWN_WAIT,
+                    closed_rest: false,
                     done,
                 });
             }
@@ -477,6 +474,7 @@ impl QuicLoop {
             return;
         };
         conn.dirty = false;
+        let was_connected = conn.connected;
         let tx = &self.tx;
         let mut make_open = |conn: &Conn| {
             let sink = QuicSink {
@@ -493,6 +491,9 @@ impl QuicLoop {
             }
         };
         conn.poll_events(now, &mut self.inputs, &mut self.datagrams, &mut make_open);
+        if conn.connected && !was_connected {
+            self.stats.connections.fetch_add(1, Relaxed);
+        }
         if conn.wants_read {
             let room = BACKLOG_LIMIT.saturating_sub(self.backlog.len());
             let budget = self.inputs.len() + room;
@@ -541,16 +542,16 @@ impl QuicLoop {
                 conn.proto.handle_event(event);
             }
         }
+        // quinn-proto encrypts straight into the batch's own buffers.
         loop {
-            self.send_buf.clear();
-            let Some(transmit) = conn
-                .proto
-                .poll_transmit(now, self.max_gso, &mut self.send_buf)
-            else {
-                break;
-            };
-            self.outgoing
-                .push(&transmit, &self.send_buf[..transmit.size]);
+            let mut buf = self.outgoing.take_buffer();
+            match conn.proto.poll_transmit(now, self.max_gso, &mut buf) {
+                Some(transmit) => self.outgoing.push_owned(&transmit, buf),
+                None => {
+                    self.outgoing.recycle(buf);
+                    break;
+                }
+            }
         }
         let deadline = conn.next_deadline();
         if deadline != conn.timer {
@@ -567,56 +568,38 @@ impl QuicLoop {
             if let Some(at) = conn.timer {
                 self.timers.remove(&(at, key));
             }
-            if conn.counted {
+            if conn.connected {
                 self.stats.connections.fetch_sub(1, Relaxed);
                 let reason = conn.lost.as_ref().map(|r| r.to_string());
                 info!(parent: &conn.span, reason, "disconnected");
             }
-        } else if conn.connected && !conn.counted {
-            conn.counted = true;
-            self.stats.connections.fetch_add(1, Relaxed);
         }
     }
 
     /// Advances a shutdown; true when the loop may end.
     fn shutdown_step(&mut self, now: Instant) -> bool {
-        if self.shutdown.is_none() {
+        let Some(shutdown) = &self.shutdown else {
             return false;
-        }
+        };
         let open = self.conns.iter().flatten().count();
-        match self.shutdown.take() {
-            None => false,
-            Some(Shutdown::Waiting { until, done }) => {
-                if open == 0 {
-                    let _ = done.send(());
-                    return true;
-                }
-                if now >= until {
-                    for (key, conn) in self.conns.iter_mut().enumerate() {
-                        if let Some(conn) = conn {
-                            conn.close_now(now, 0, "switch shut down");
-                            mark(&mut self.dirty, conn, key);
-                        }
-                    }
-                    self.drive(now);
-                    self.shutdown = Some(Shutdown::Draining {
-                        until: now + SHUTDOWN_DRAIN,
-                        done,
-                    });
-                } else {
-                    self.shutdown = Some(Shutdown::Waiting { until, done });
-                }
-                false
-            }
-            Some(Shutdown::Draining { until, done }) => {
-                if open == 0 || now >= until {
-                    let _ = done.send(());
-                    return true;
-                }
-                self.shutdown = Some(Shutdown::Draining { until, done });
-                false
-            }
+        if open == 0 || (shutdown.closed_rest && now >= shutdown.until) {
+            let shutdown = self.shutdown.take().expect("shutting down");
+            let _ = shutdown.done.send(());
+            return true;
         }
+        if now >= shutdown.until {
+            for (key, conn) in self.conns.iter_mut().enumerate() {
+                if let Some(conn) = conn {
+                    conn.close_now(now, 0, "switch shut down");
+                    mark(&mut self.dirty, conn, key);
+                }
+            }
+            self.drive(now);
+            let shutdown = self.shutdown.as_mut().expect("shutting down");
+            shutdown.closed_rest = true;
+            shutdown.until = now + SHUTDOWN_DRAIN;
+        }
+        false
     }
 }
 

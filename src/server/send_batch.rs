@@ -37,16 +37,6 @@ impl Packet {
     }
 }
 
-/// What `flush` could not send.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Flushed {
-    /// Everything went out (or was dropped by a hard error, which QUIC
-    /// recovers from as loss).
-    All,
-    /// The socket would block: the rest waits for it to be writable.
-    WouldBlock,
-}
-
 /// Packets queued in one pass, in order.
 #[derive(Default)]
 pub struct SendBatch {
@@ -63,16 +53,36 @@ impl SendBatch {
         self.packets.is_empty()
     }
 
-    /// Queues a packet (copied), unless the queue is full of packets a
-    /// blocked socket has not taken: then it is dropped, as the network
-    /// would, and QUIC recovers it.
+    /// Queues a copy of a packet (an endpoint's stateless answer).
     pub fn push(&mut self, transmit: &quinn_proto::Transmit, contents: &[u8]) {
-        if self.packets.len() >= UNSENT_LIMIT {
-            return;
-        }
+        let mut buf = self.take_buffer();
+        buf.extend_from_slice(contents);
+        self.push_owned(transmit, buf);
+    }
+
+    /// An empty buffer to build a packet in, from the spares when any.
+    pub fn take_buffer(&mut self) -> Vec<u8> {
         let mut buf = self.spare.pop().unwrap_or_default();
         buf.clear();
-        buf.extend_from_slice(contents);
+        buf
+    }
+
+    /// Returns a buffer `take_buffer` gave out and nothing was built in.
+    pub fn recycle(&mut self, buf: Vec<u8>) {
+        if self.spare.len() < MAX_BATCH {
+            self.spare.push(buf);
+        }
+    }
+
+    /// Queues a packet built in `contents`, unless the queue is full of
+    /// packets a blocked socket has not taken: then it is dropped, as the
+    /// network would, and QUIC recovers it.
+    pub fn push_owned(&mut self, transmit: &quinn_proto::Transmit, mut contents: Vec<u8>) {
+        if self.packets.len() >= UNSENT_LIMIT {
+            self.recycle(contents);
+            return;
+        }
+        contents.truncate(transmit.size);
         self.packets.push_back(Packet {
             destination: transmit.destination,
             ecn: transmit.ecn.map(|ecn| match ecn {
@@ -82,12 +92,13 @@ impl SendBatch {
             }),
             src_ip: transmit.src_ip,
             segment_size: transmit.segment_size.filter(|s| *s < contents.len()),
-            contents: buf,
+            contents,
         });
     }
 
-    /// Sends what is queued.
-    pub fn flush(&mut self, socket: &tokio::net::UdpSocket, udp: &UdpSocketState) -> Flushed {
+    /// Sends what is queued; what the socket would not take stays queued
+    /// for its next writability.
+    pub fn flush(&mut self, socket: &tokio::net::UdpSocket, udp: &UdpSocketState) {
         while !self.packets.is_empty() {
             let front = &self.packets[0];
             let result = if self.one_by_one || front.segment_size.is_some() {
@@ -109,7 +120,7 @@ impl SendBatch {
             };
             match result {
                 Ok(sent) => self.retire(sent),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Flushed::WouldBlock,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) && !self.one_by_one => {
                     tracing::debug!("sendmmsg refused the control messages: sending one by one");
                     self.one_by_one = true;
@@ -122,13 +133,12 @@ impl SendBatch {
                 }
             }
         }
-        Flushed::All
     }
 
     fn retire(&mut self, count: usize) {
-        for packet in self.packets.drain(..count) {
-            if self.spare.len() < MAX_BATCH {
-                self.spare.push(packet.contents);
+        for _ in 0..count {
+            if let Some(packet) = self.packets.pop_front() {
+                self.recycle(packet.contents);
             }
         }
     }
@@ -172,7 +182,8 @@ fn sendmmsg<'a>(
         hdr.msg_control = controls[i].0.as_mut_ptr() as *mut libc::c_void;
         hdr.msg_controllen = CMSG_ROOM as _;
         // SAFETY: the header points at a buffer of CMSG_ROOM bytes,
-        // aligned for cmsghdr, and room() checks each message fits.
+        // aligned for cmsghdr, and encode_controls asserts each message
+        // fits.
         unsafe { encode_controls(hdr, packet) };
     }
     // SAFETY: every header points at live buffers owned by this frame.
